@@ -1,0 +1,81 @@
+"""Training augmentation with torchvision v2 transforms on images and ``tv_tensors.KeyPoints``.
+
+Samples come from a crop cache (see ``crop_cache``): a face crop ``margin`` times wider than the
+model input, centred like the inference crop. Random affine (rotation, scale, shift = box jitter)
+about that centre, then the centre crop, reproduces the inference crop of a jittered box.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from .schemes import Scheme
+
+
+class MirrorFlip(v2.Transform):
+    """Horizontal flip that also renumbers points with the scheme's mirror permutation
+    (torchvision's flip moves points but cannot know that a left eye becomes a right eye)."""
+
+    def __init__(self, flip: tuple[int, ...], p: float = 0.5):
+        super().__init__()
+        self.perm = torch.tensor(flip, dtype=torch.long)
+        self.p = p
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        return {"apply": bool(torch.rand(()) < self.p)}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not params["apply"]:
+            return inpt
+        if isinstance(inpt, tv_tensors.KeyPoints):
+            w = inpt.canvas_size[1]
+            pts = inpt.as_subclass(torch.Tensor)[self.perm].clone()
+            pts[..., 0] = w - 1 - pts[..., 0]  # pixel-centre convention: column i -> w-1-i
+            return tv_tensors.wrap(pts, like=inpt)
+        if isinstance(inpt, tv_tensors.Image):
+            return tv_tensors.wrap(inpt.flip(-1), like=inpt)
+        return inpt
+
+
+@dataclass
+class AugmentConfig:
+    rotation: float = 25.0
+    scale: tuple[float, float] = (0.85, 1.15)
+    shift: float = 0.06
+    """Box jitter: centre shift as a fraction of the crop side."""
+    flip: float = 0.5
+    brightness: float = 0.35
+    contrast: float = 0.35
+    saturation: float = 0.3
+    hue: float = 0.03
+    grayscale: float = 0.1
+    blur: float = 0.1
+
+
+def build_augment(scheme: Scheme, input_size: int, cfg: AugmentConfig | None = None) -> v2.Compose:
+    cfg = cfg or AugmentConfig()
+    return v2.Compose([
+        v2.RandomAffine(degrees=cfg.rotation, translate=(cfg.shift, cfg.shift), scale=cfg.scale,
+                        interpolation=v2.InterpolationMode.BILINEAR),
+        v2.CenterCrop(input_size),
+        MirrorFlip(scheme.flip, cfg.flip),
+        v2.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue),
+        v2.RandomGrayscale(cfg.grayscale),
+        v2.RandomApply([v2.GaussianBlur(5, sigma=(0.3, 1.5))], p=cfg.blur),
+    ])
+
+
+def build_eval(input_size: int) -> v2.Compose:
+    return v2.Compose([v2.CenterCrop(input_size)])
+
+
+def apply(transform: v2.Compose, image_hwc: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 HxWxC crop + (K, 2) points -> transformed uint8 CxHxW image and (K, 2) points."""
+    img = tv_tensors.Image(image_hwc.permute(2, 0, 1))
+    kp = tv_tensors.KeyPoints(points, canvas_size=tuple(img.shape[-2:]))
+    img, kp = transform(img, kp)
+    return img.as_subclass(torch.Tensor), kp.as_subclass(torch.Tensor)

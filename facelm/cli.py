@@ -1,0 +1,276 @@
+"""Command line: ``python -m facelm predict|evaluate|export-onnx``.
+
+    python -m facelm predict photos/ more.jpg --out results.json [--format json|pts|xml|coco]
+           [--scheme 68|15|5] [--overlay DIR] [--model M] [--backend torch|onnx] [--flip] [--refine]
+    python -m facelm evaluate DATA... [--model M] [--norm interocular] [--boxes gt|detector] [--ced ced.png]
+    python -m facelm export-onnx --out model.onnx [--model M]
+
+Exit status: 0 success; 1 some images could not be read (the rest are written, and each failure is
+named on stderr and in the JSON output); 2 bad arguments or input (a message, no traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import FacelmError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
+FORMATS = ("json", "pts", "xml", "coco")
+
+
+@dataclass
+class InputImage:
+    path: Path
+    name: str
+    """Relative name used for per-image outputs (overlays, .pts files): unique among the inputs."""
+
+
+@dataclass
+class Prediction:
+    image: InputImage
+    landmarks: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    size: tuple[int, int]
+
+
+def find_images(inputs: list[str]) -> list[InputImage]:
+    """Files as given; folders searched recursively for image files. Names must not collide."""
+    found: list[InputImage] = []
+    for arg in inputs:
+        p = Path(arg)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise FacelmError(f"{arg}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            found += [InputImage(f, f.relative_to(p).as_posix()) for f in files]
+        elif p.is_file():
+            found.append(InputImage(p, p.name))
+        else:
+            raise FacelmError(f"{arg}: no such file or folder")
+    seen: dict[str, Path] = {}
+    for im in found:
+        if im.name in seen and seen[im.name] != im.path:
+            raise FacelmError(f"two inputs would write outputs under the same name {im.name!r} "
+                              f"({seen[im.name]} and {im.path}); run them separately")
+        seen[im.name] = im.path
+    return list({im.path: im for im in found}.values())  # the same file named twice runs once
+
+
+def _portable_path(image: Path, folder: Path) -> str:
+    """The image's path as an annotation file in ``folder`` should name it: relative when the image
+    lies under the folder (annotation readers refuse paths that climb out), else absolute."""
+    image, folder = image.resolve(), folder.resolve()
+    return image.relative_to(folder).as_posix() if image.is_relative_to(folder) else str(image)
+
+
+def write_json(preds: list[Prediction], errors: list[tuple[Path, str]], out: Path, meta: dict) -> None:
+    from .paths import atomic_write_text
+
+    def face(p: Prediction, i: int) -> dict:
+        return {"box": [round(float(v), 2) for v in p.boxes[i]], "score": round(float(p.scores[i]), 4),
+                "landmarks": np.round(p.landmarks[i].astype(np.float64), 2).tolist()}
+
+    doc = {**meta,
+           "images": [{"path": str(p.image.path), "width": p.size[0], "height": p.size[1],
+                       "faces": [face(p, i) for i in range(len(p.landmarks))]} for p in preds],
+           "errors": [{"path": str(path), "error": msg} for path, msg in errors]}
+    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+
+
+def to_annotation_set(preds: list[Prediction], scheme: str, folder: Path, name: str):
+    from .annotation import AnnotatedImage, AnnotationSet, Face
+    images = [AnnotatedImage(_portable_path(p.image.path, folder), [Face(lm, b) for lm, b in zip(p.landmarks, p.boxes)],
+                             width=p.size[0], height=p.size[1]) for p in preds]
+    return AnnotationSet(images=images, scheme=scheme, name=name, comment="predicted by facelm", root=str(folder))
+
+
+def write_pts_files(preds: list[Prediction], out: Path) -> None:
+    """One 300-W .pts per face: ``NAME.pts`` for a single face, ``NAME_1.pts``, ``NAME_2.pts``, ...
+    for several (300-W names its per-face crops the same way)."""
+    from .io import write_pts
+    from .paths import safe_join
+    for p in preds:
+        stem = Path(p.image.name).with_suffix("")
+        n = len(p.landmarks)
+        for i, lm in enumerate(p.landmarks, 1):
+            target = safe_join(out, f"{stem.as_posix()}{'' if n == 1 else f'_{i}'}.pts")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_pts(target, lm)
+
+
+def save_overlay(image: np.ndarray, pred: Prediction, scheme: str, folder: Path) -> None:
+    from PIL import Image
+
+    from .draw import draw_landmarks
+    from .paths import safe_join
+    canvas = draw_landmarks(image, pred.landmarks, scheme, boxes=pred.boxes) if len(pred.landmarks) else image
+    target = safe_join(folder, Path(pred.image.name).with_suffix(".jpg").as_posix())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(canvas).save(target, quality=90)
+
+
+def _output_format(a: argparse.Namespace) -> str:
+    if a.format:
+        return a.format
+    suffix = Path(a.out).suffix.lower()
+    return {".json": "json", ".xml": "xml", "": "pts"}.get(suffix, "json")
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import __version__
+    from .image import to_rgb_array
+    from .landmarker import FaceLandmarker
+    from .schemes import get_scheme
+    fmt = _output_format(a)
+    out = Path(a.out)
+    if fmt != "pts" and out.is_dir():
+        raise FacelmError(f"--out {out} is a folder; give a file name for --format {fmt}")
+    if fmt == "pts" and out.exists() and not out.is_dir():
+        raise FacelmError(f"--out {out} is a file; --format pts writes a folder of .pts files")
+    images = find_images(a.inputs)
+    fl = FaceLandmarker.from_pretrained(a.model, detector=a.detector, backend=a.backend, flip_test=a.flip,
+                                        refine=a.refine)
+    scheme = get_scheme(a.scheme).name if a.scheme else fl.scheme.name
+    preds: list[Prediction] = []
+    errors: list[tuple[Path, str]] = []
+    overlay = Path(a.overlay) if a.overlay else None
+    for im in tqdm(images, unit="img", desc="predict", disable=a.quiet or None, file=sys.stderr):
+        try:
+            img = to_rgb_array(im.path)
+        except FacelmError as e:
+            errors.append((im.path, str(e)))
+            tqdm.write(f"skipped: {e}", file=sys.stderr)
+            continue
+        faces = fl.predict(img, scheme=scheme)
+        pred = Prediction(im, faces.landmarks, faces.boxes, faces.scores, faces.image_size)
+        preds.append(pred)
+        if overlay is not None:
+            save_overlay(img, pred, scheme, overlay)
+    if fmt == "json":
+        meta = {"facelm": __version__, "model": str(a.model or "default"), "scheme": scheme,
+                "detector": a.detector, "flip_test": a.flip, "refine": a.refine,
+                "coordinates": "0-based pixels, x then y; box x1, y1, x2, y2"}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json(preds, errors, out, meta)
+    elif fmt == "pts":
+        write_pts_files(preds, out)
+    else:
+        from .io import write_annotations
+        out.parent.mkdir(parents=True, exist_ok=True)
+        aset = to_annotation_set(preds, scheme, out.parent, "facelm predictions")
+        write_annotations(aset, out, {"xml": "dlib_xml", "coco": "coco"}[fmt])
+    n_faces = sum(len(p.landmarks) for p in preds)
+    if not a.quiet:
+        print(f"{len(preds)} images, {n_faces} faces -> {out}" + (f" ({len(errors)} unreadable)" if errors else ""),
+              file=sys.stderr)
+    return 1 if errors else 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .evaluation import iter_annotated, predict_annotated
+    from .landmarker import FaceLandmarker
+    from .metrics import plot_ced, results_table
+    photos = list(iter_annotated(a.data, a.every))
+    detector = a.detector if a.boxes == "detector" else None
+    fl = FaceLandmarker.from_pretrained(a.model, detector=detector, backend=a.backend, flip_test=a.flip,
+                                        refine=a.refine)
+    preds = predict_annotated(fl, photos, a.boxes, progress=not a.quiet)
+    results = preds.results(a.norm)
+    print(f"model: {a.model or 'default'}; boxes: {a.boxes}" + (f" ({a.detector})" if a.boxes == "detector" else "")
+          + f"; flip test: {a.flip}; refine: {a.refine}")
+    print(results_table(results))
+    if a.json:
+        from .paths import atomic_write_text
+        atomic_write_text(a.json, json.dumps({k: r.to_dict() for k, r in results.items()}, indent=1) + "\n")
+    if a.ced:
+        errors = preds.errors(a.norm)
+        groups = {str(s): errors[preds.subsets == s] for s in dict.fromkeys(preds.subsets.tolist())}
+        if len(groups) > 1:
+            groups["all"] = errors
+        print("CED plot:", plot_ced(groups, a.ced, title=f"CED ({a.boxes} boxes, {a.norm} NME)"))
+    return 0
+
+
+def cmd_export_onnx(a: argparse.Namespace) -> int:
+    from .hub import load_model
+    from .onnx_backend import check_export, export_onnx
+    model = load_model(a.model)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data = export_onnx(model, out)
+    diff = check_export(model, data)
+    print(f"wrote {out} ({len(data) / 1e6:.1f} MB, input crops (B, {model.in_chans}, {model.input_size}, "
+          f"{model.input_size}) float 0-255, output landmarks (B, {model.num_points}, 2) crop pixels); "
+          f"max |torch - onnxruntime| = {diff:.2e} px")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m facelm", description="Face landmark detection.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def model_args(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--model", default=None, help="model folder or Hub repo id (default: the bundled model)")
+        q.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+        q.add_argument("--flip", action="store_true", help="flip test: average with the mirrored face")
+        q.add_argument("--refine", action="store_true", help="re-crop around the first prediction and predict again")
+        q.add_argument("--detector", default="default", help="face detector: default, haar, haar_default, dlib")
+        q.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    q = sub.add_parser("predict", help="landmarks of every face in images or folders of images")
+    q.add_argument("inputs", nargs="+", metavar="IMG_OR_DIR")
+    q.add_argument("--out", required=True, help="output file (a folder for --format pts)")
+    q.add_argument("--format", choices=FORMATS, default=None,
+                   help="json (facelm's, default), pts (a folder of 300-W .pts), xml (dlib imglab), coco "
+                        "(default: from --out's extension)")
+    q.add_argument("--scheme", default=None, help="output scheme: 68, 15 or 5 (default: the model's)")
+    q.add_argument("--overlay", default=None, metavar="DIR", help="also save each image with landmarks drawn")
+    model_args(q)
+    q.set_defaults(func=cmd_predict)
+
+    q = sub.add_parser("evaluate", help="NME / failure rate / AUC on annotated data")
+    q.add_argument("data", nargs="+", help="annotations: a folder of .pts, dlib XML, CSV, COCO JSON")
+    q.add_argument("--norm", default="interocular", choices=["interocular", "interpupil", "diagonal", "box_size"])
+    q.add_argument("--boxes", default="gt", choices=["gt", "detector"],
+                   help="face boxes from the ground-truth landmarks, or from the face detector (misses fail)")
+    q.add_argument("--ced", default=None, metavar="PNG", help="write the CED curve here")
+    q.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
+    q.add_argument("--every", type=int, default=1, help="use every n-th photo (quicker)")
+    model_args(q)
+    q.set_defaults(func=cmd_evaluate)
+
+    q = sub.add_parser("export-onnx", help="export the model to ONNX (checked against torch)")
+    q.add_argument("--out", required=True)
+    q.add_argument("--model", default=None, help="model folder or Hub repo id (default: the bundled model)")
+    q.set_defaults(func=cmd_export_onnx)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        return a.func(a)
+    except FacelmError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # e.g. an output folder we may not write to
+        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

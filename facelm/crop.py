@@ -1,0 +1,72 @@
+"""The face crop rule, shared by training and inference so that both see faces framed the same way.
+
+A face box (x1, y1, x2, y2) in 0-based pixel coordinates becomes a square crop centred on the box
+(moved down by ``shift_y`` box heights), with side ``scale * max(width, height)``, resampled to
+``size`` x ``size``. Points map with a 2x3 affine matrix in the pixel-centre convention that
+cv2.warpAffine uses, so a landmark at pixel (x, y) lands on the crop pixel that shows it.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+DEFAULT_SCALE = 1.3
+"""Crop side over the larger side of the tight landmark box: room for box jitter and head pose."""
+
+
+def crop_matrix(box: np.ndarray, size: int, scale: float = DEFAULT_SCALE, shift_y: float = 0.0,
+                rotation_deg: float = 0.0) -> np.ndarray:
+    """(2, 3) float64 matrix from image pixels to crop pixels (optionally rotated about the centre)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    w, h = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+    side = scale * max(w, h)
+    # Work in continuous coordinates (pixel i spans [i, i+1)) so that centres line up exactly.
+    cx = (x1 + x2) / 2 + 0.5
+    cy = (y1 + y2) / 2 + 0.5 + shift_y * h
+    k = size / side
+    a = np.deg2rad(rotation_deg)
+    rot = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) * k
+    # x_crop + 0.5 = rot @ (x + 0.5 - c) + size / 2
+    t = rot @ np.array([0.5 - cx, 0.5 - cy]) + size / 2 - 0.5
+    return np.hstack([rot, t[:, None]])
+
+
+def invert(m: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(np.asarray(m, dtype=np.float64))
+
+
+def transform_points(points: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Apply a (2, 3) affine matrix to (…, 2) points; NaN stays NaN."""
+    pts = np.asarray(points, dtype=np.float64)
+    out = pts @ m[:, :2].T + m[:, 2]
+    return out.astype(np.float32)
+
+
+def warp(image: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
+    """Resample the crop. Area averaging first when shrinking a lot, so small crops are not aliased."""
+    shrink = 1.0 / max(np.sqrt(abs(np.linalg.det(m[:, :2]))), 1e-9)
+    if shrink > 2.0:
+        f = int(shrink // 1.5)
+        small = cv2.resize(image, (max(image.shape[1] // f, 1), max(image.shape[0] // f, 1)),
+                           interpolation=cv2.INTER_AREA)
+        # Points scale by the real size ratio (the integer division can round off a pixel).
+        sx, sy = small.shape[1] / image.shape[1], small.shape[0] / image.shape[0]
+        pre = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5]])
+        m = compose(m, invert(pre))
+        image = small
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0)
+
+
+def compose(second: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Matrix of applying ``first`` then ``second``."""
+    a = np.vstack([second, [0, 0, 1]])
+    b = np.vstack([first, [0, 0, 1]])
+    return (a @ b)[:2]
+
+
+def crop_face(image: np.ndarray, box: np.ndarray, size: int, scale: float = DEFAULT_SCALE,
+              shift_y: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Crop one face: returns (crop HxWxC uint8, image->crop matrix)."""
+    m = crop_matrix(box, size, scale, shift_y)
+    return warp(image, m, size), m

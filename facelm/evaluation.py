@@ -1,0 +1,103 @@
+"""Accuracy of a FaceLandmarker on annotated photos, through the same path as inference on real
+photos (decode, crop, model, map back), with boxes from the ground truth or from the face detector.
+
+Ground-truth boxes are the tight box of each face's landmarks (300-W's bb_ground_truth). With the
+detector, each annotated face takes the detection that overlaps its landmark box best (IoU > 0.5,
+one detection per face); a face the detector misses gets NaN landmarks, which the metrics count as
+a failure at every threshold.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .annotation import landmark_box
+from .metrics import EvalResult, nme, per_subset, point_errors
+from .schemes import get_scheme
+
+BoxSource = Literal["gt", "detector"]
+
+
+@dataclass
+class AnnotatedPhoto:
+    path: Path
+    landmarks: np.ndarray
+    """(M, K, 2) ground truth of the annotated faces, 0-based pixels."""
+    scheme: str
+    subset: str
+
+    @property
+    def boxes(self) -> np.ndarray:
+        return landmark_box(self.landmarks).reshape(-1, 4)
+
+
+def iter_annotated(paths: Sequence[str | Path], every: int = 1) -> Iterator[AnnotatedPhoto]:
+    """Photos with at least one annotated face from anything :func:`facelm.io.read_annotations`
+    reads. ``subset`` is the first subfolder for a folder of .pts files (300-W's afw/, helen/), else
+    the file or folder name. ``every`` keeps every n-th photo (quick runs)."""
+    from .io import image_file, read_annotations
+    count = 0
+    for p in paths:
+        p = Path(p)
+        aset = read_annotations(p)
+        for im in aset.images:
+            faces = [f.landmarks for f in im.faces if np.isfinite(f.landmarks).all()]
+            if not faces:
+                continue
+            count += 1
+            if (count - 1) % every:
+                continue
+            parts = Path(im.path).parts
+            subset = parts[0] if p.is_dir() and len(parts) > 1 else (p.name if p.is_dir() else p.stem)
+            yield AnnotatedPhoto(image_file(aset, im, allow_absolute=True), np.stack(faces), aset.scheme, subset)
+
+
+@dataclass
+class EvalPredictions:
+    pred: np.ndarray
+    """(N, K, 2), NaN for faces the detector missed."""
+    gt: np.ndarray
+    subsets: np.ndarray
+    scheme: str
+
+    def errors(self, norm: str = "interocular") -> np.ndarray:
+        return nme(self.pred, self.gt, self.scheme, norm)
+
+    def results(self, norm: str = "interocular") -> dict[str, EvalResult]:
+        pe = point_errors(self.pred, self.gt, self.scheme, norm)
+        errors = nme(self.pred, self.gt, self.scheme, norm)
+        single = len(set(self.subsets.tolist())) == 1
+        return per_subset(errors, self.subsets, pe, norm=norm, all_label=None if single else "all")
+
+
+def predict_annotated(landmarker: object, photos: Sequence[AnnotatedPhoto], boxes: BoxSource = "gt",
+                      progress: bool = True) -> EvalPredictions:
+    """Run ``landmarker`` (a :class:`facelm.FaceLandmarker`) on every annotated face."""
+    from tqdm import tqdm
+
+    from .detect.calibrate import greedy_matches
+    from .errors import FacelmError
+    if not photos:
+        raise FacelmError("no annotated faces to evaluate")
+    scheme = get_scheme(photos[0].scheme)
+    preds, gts, subsets = [], [], []
+    for ph in tqdm(photos, desc="evaluate", unit="img", disable=not progress, leave=False):
+        if get_scheme(ph.scheme) != scheme:
+            raise FacelmError(f"{ph.path}: scheme {ph.scheme} differs from the first photo's ({scheme.name})")
+        gt_boxes = ph.boxes
+        if boxes == "gt":
+            faces = landmarker.predict(ph.path, boxes=gt_boxes, scheme=scheme.name)
+            pred = faces.landmarks
+        else:
+            faces = landmarker.predict(ph.path, scheme=scheme.name)
+            pred = np.full(ph.landmarks.shape, np.nan, np.float32)
+            for det, face in greedy_matches(faces.boxes, gt_boxes):
+                pred[face] = faces.landmarks[det]
+        preds.append(pred)
+        gts.append(ph.landmarks)
+        subsets += [ph.subset] * len(pred)
+    return EvalPredictions(np.concatenate(preds), np.concatenate(gts), np.asarray(subsets), scheme.name)

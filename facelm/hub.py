@@ -1,0 +1,79 @@
+"""Model save/load on the Hugging Face Hub or local folders: config.json + model.safetensors + README.md."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .errors import ModelLoadError
+from .models import LandmarkModel
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "ibug68"
+"""The bundled default model, shipped inside the package so it works offline."""
+
+
+def _is_local(spec: str | os.PathLike) -> bool:
+    s = str(spec)
+    return Path(s).exists() or s.startswith((".", "/", "~")) or os.sep in s.strip("/").split("/", 1)[-1]
+
+
+def load_model(spec: str | os.PathLike | None = None) -> LandmarkModel:
+    """Bundled default (None), a local folder, or a Hub repo id ("org/name"). Errors are ModelLoadError."""
+    if spec is None:
+        spec = DEFAULT_MODEL_DIR
+    path = Path(str(spec)).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
+            raise ModelLoadError(f"{path}: not a facelm model folder (needs config.json and model.safetensors)")
+        try:
+            return LandmarkModel.from_pretrained(path).eval()
+        except Exception as e:  # a corrupt file or a config from another library
+            raise ModelLoadError(f"{path}: cannot load model ({type(e).__name__}: {e})") from e
+    s = str(spec)
+    if s.count("/") != 1 or s.startswith((".", "/", "~")) or " " in s:
+        raise ModelLoadError(f"{s!r}: no such folder, and not a Hub repo id of the form 'org/name'")
+    try:
+        return LandmarkModel.from_pretrained(s).eval()
+    except Exception as e:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+        hint = " (HF_HUB_OFFLINE is set, and it is not in the local cache)" if offline else ""
+        raise ModelLoadError(f"cannot load model {s!r} from the Hugging Face Hub{hint}: {type(e).__name__}: {e}") from e
+
+
+def write_model_card(model_dir: Path, model: LandmarkModel, metrics_table: str, summary: dict, cfg: object) -> None:
+    """Regenerate README.md (the model card) for a saved model folder."""
+    n_params = sum(p.numel() for p in model.parameters())
+    size_mb = (model_dir / "model.safetensors").stat().st_size / 1e6
+    head = model.head.__class__.__name__
+    data = getattr(cfg, "data", None)
+    card = model.generate_model_card(
+        model_name=model_dir.name, scheme=model.scheme,
+        architecture=(f"`{getattr(cfg, 'backbone', '?')}` backbone + `{head}`; input {model.input_size}x"
+                      f"{model.input_size} px, {model.in_chans} channel(s); {n_params / 1e6:.2f} M parameters; "
+                      f"{size_mb:.1f} MB safetensors. Crop: square, centred on the face box, side = "
+                      f"{model.crop_scale} x the larger box side."),
+        training=(f"Data: {', '.join(map(str, data)) if data else '?'}. "
+                  f"{summary.get('epochs_run', '?')} epochs, {summary.get('train_minutes', '?')} minutes on the "
+                  f"training machine (best epoch {summary.get('best_epoch', '?')})."),
+        metrics=("Validation split, boxes from the ground-truth landmarks (tight box), inter-ocular NME "
+                 "(outer eye corners), no flip test:\n\n```\n" + metrics_table + "\n```"),
+        limitations="Trained on near-frontal to moderate-pose faces; extreme profiles and heavy occlusion are weak.",
+    )
+    card.save(model_dir / "README.md")
+
+
+def push_model(model_dir: str | os.PathLike, repo: str) -> str:
+    """Upload a saved model folder to a Hub repo; a local path as ``repo`` copies there instead (tests, mirrors)."""
+    model_dir = Path(model_dir)
+    target = Path(repo).expanduser()
+    if repo.startswith((".", "/", "~")) or target.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        for f in model_dir.iterdir():
+            if f.is_file():
+                shutil.copy2(f, target / f.name)
+        return str(target)
+    from huggingface_hub import HfApi
+    api = HfApi()
+    api.create_repo(repo, exist_ok=True)
+    api.upload_folder(folder_path=str(model_dir), repo_id=repo)
+    return f"https://huggingface.co/{repo}"

@@ -1,0 +1,165 @@
+"""FaceLandmarker: photo in, faces with landmarks out. The one object most users need.
+
+    fl = FaceLandmarker.from_pretrained()       # bundled default model, offline
+    faces = fl.predict("photo.jpg")             # detector finds the faces
+    faces = fl.predict(img, boxes=[[x1, y1, x2, y2]])
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+from .annotation import AnnotatedImage, Face, landmark_box
+from .crop import crop_matrix, invert, transform_points, warp
+from .errors import ImageError
+from .hub import load_model
+from .image import ImageLike, MAX_PIXELS, to_rgb_array
+from .models import LandmarkModel
+from .schemes import convert, get_scheme
+
+Backend = Literal["torch", "onnx"]
+
+
+@dataclass
+class Faces:
+    """Faces found in one image. Arrays are numpy; coordinates are 0-based image pixels."""
+    landmarks: np.ndarray
+    """(N, K, 2) float32."""
+    boxes: np.ndarray
+    """(N, 4) float32 x1, y1, x2, y2: the boxes the crops were made from."""
+    scores: np.ndarray
+    """(N,) float32 detection scores (1.0 for boxes given by the caller)."""
+    scheme: str
+    image_size: tuple[int, int] = (0, 0)
+    """(width, height) of the image."""
+    extras: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.landmarks.shape[0])
+
+    def to_annotation(self, path: str) -> AnnotatedImage:
+        return AnnotatedImage(path=path, faces=[Face(l, b) for l, b in zip(self.landmarks, self.boxes)],
+                              width=self.image_size[0], height=self.image_size[1])
+
+
+def _as_boxes(boxes: object, width: int, height: int) -> np.ndarray:
+    try:
+        b = np.asarray(boxes, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"boxes must be numbers shaped (N, 4) as x1, y1, x2, y2; got {boxes!r:.80}") from None
+    if b.size == 0:
+        return np.zeros((0, 4), np.float32)
+    if b.ndim == 1:
+        b = b[None]
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4) as x1, y1, x2, y2; got shape {b.shape}")
+    if not np.isfinite(b).all():
+        raise ValueError("boxes contain NaN or infinite values")
+    if ((b[:, 2] - b[:, 0]) <= 0).any() or ((b[:, 3] - b[:, 1]) <= 0).any():
+        raise ValueError("each box needs x2 > x1 and y2 > y1")
+    outside = (b[:, 2] < 0) | (b[:, 3] < 0) | (b[:, 0] >= width) | (b[:, 1] >= height)
+    if outside.any():
+        raise ValueError(f"box {int(np.argmax(outside))} lies entirely outside the {width}x{height} image")
+    return b
+
+
+class FaceLandmarker:
+    """A landmark model plus a face detector. ``flip_test`` averages with the mirrored crop;
+    ``refine`` re-crops around the first prediction (robust to loose or shifted boxes)."""
+
+    def __init__(self, model: LandmarkModel, detector: object | None = "default", backend: Backend = "torch",
+                 flip_test: bool = False, refine: bool = False, num_threads: int | None = None,
+                 max_pixels: int = MAX_PIXELS):
+        self.model = model.eval()
+        self.scheme = get_scheme(model.scheme)
+        if detector == "default":
+            from .detect import get_detector
+            detector = get_detector("default")
+        self.detector = detector
+        self.flip_test = flip_test
+        self.refine = refine
+        self.max_pixels = max_pixels
+        self.backend = backend
+        self.num_threads = num_threads
+        self._onnx = None
+        if backend == "onnx":
+            from .onnx_backend import OnnxRunner, export_onnx
+            self._onnx = OnnxRunner(export_onnx(model), num_threads=num_threads)
+        elif backend != "torch":
+            raise ValueError(f"unknown backend {backend!r}; use 'torch' or 'onnx'")
+
+    @classmethod
+    def from_pretrained(cls, id_or_dir: str | os.PathLike | None = None, detector: object | None = "default",
+                        **kwargs) -> "FaceLandmarker":
+        """The bundled default model (None), a local model folder, or a Hugging Face Hub repo id."""
+        return cls(load_model(id_or_dir), detector=detector, **kwargs)
+
+    @property
+    def input_size(self) -> int:
+        return self.model.input_size
+
+    # -- the model on crops ---------------------------------------------------------------------
+    def predict_crops(self, crops: np.ndarray) -> np.ndarray:
+        """(B, S, S, 3) uint8 crops -> (B, K, 2) landmarks in crop pixels."""
+        x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
+        if self.model.in_chans == 1:
+            x = (x * np.array([0.299, 0.587, 0.114], np.float32)[None, :, None, None]).sum(1, keepdims=True)
+        pts = self._run(x)
+        if self.flip_test:
+            flipped = self._run(np.ascontiguousarray(x[..., ::-1]))
+            flipped = flipped[:, list(self.scheme.flip)]
+            flipped[..., 0] = self.input_size - 1 - flipped[..., 0]
+            pts = (pts + flipped) / 2
+        return pts.astype(np.float32)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros((0, self.scheme.num_points, 2), np.float32)
+        if self._onnx is not None:
+            return self._onnx(x)
+        threads = torch.get_num_threads()
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
+        try:
+            with torch.inference_mode():
+                return self.model.predict(torch.from_numpy(x)).numpy()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _landmarks_from_boxes(self, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        s = self.input_size
+        mats = [crop_matrix(b, s, self.model.crop_scale, self.model.crop_shift_y) for b in boxes]
+        crops = np.stack([warp(img, m, s) for m in mats]) if mats else np.zeros((0, s, s, 3), np.uint8)
+        pts = self.predict_crops(crops)
+        return np.stack([transform_points(p, invert(m)) for p, m in zip(pts, mats)]) if mats else \
+            np.zeros((0, self.scheme.num_points, 2), np.float32)
+
+    # -- the public call --------------------------------------------------------------------------
+    def predict(self, image: ImageLike, boxes: object | None = None, scheme: str | None = None,
+                refine: bool | None = None) -> Faces:
+        """Landmarks of every face. ``boxes`` (N, 4) x1, y1, x2, y2 skip the detector; boxes are
+        best given as a tight box around the face from brows to chin (as 300-W's bb_ground_truth)."""
+        img = to_rgb_array(image, self.max_pixels)
+        h, w = img.shape[:2]
+        if boxes is None:
+            if self.detector is None:
+                raise ValueError("no face detector configured: pass boxes=")
+            det_boxes, scores = self.detector.detect(img)
+            b = np.asarray(det_boxes, np.float32).reshape(-1, 4)
+            scores = np.asarray(scores, np.float32).reshape(-1)
+        else:
+            b = _as_boxes(boxes, w, h)
+            scores = np.ones(len(b), np.float32)
+        pts = self._landmarks_from_boxes(img, b)
+        if (self.refine if refine is None else refine) and len(b):
+            b = landmark_box(pts)
+            pts = self._landmarks_from_boxes(img, b)
+        out_scheme = self.scheme.name
+        if scheme is not None and get_scheme(scheme).name != self.scheme.name:
+            pts = convert(pts, self.scheme, scheme)
+            out_scheme = get_scheme(scheme).name
+        return Faces(pts.astype(np.float32), b.astype(np.float32), scores, out_scheme, (w, h))

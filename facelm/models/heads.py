@@ -1,0 +1,160 @@
+"""Heads: turn backbone features into landmarks, and say how to train themselves.
+
+Coordinates everywhere here are 0-based pixel coordinates of the model input (pixel centres at
+integers). Heads work internally in "continuous" units u = x + 0.5, where pixel 0 spans [0, 1).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import conv_bn_act
+from .registry import register_head
+
+
+class Head(nn.Module):
+    def forward(self, f8: torch.Tensor, f16: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def decode(self, out: dict[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover
+        """Raw outputs -> (B, K, 2) landmarks in input pixels."""
+        raise NotImplementedError
+
+    def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover
+        """Loss terms; ``total`` is what is minimised. ``target`` is (B, K, 2) input pixels."""
+        raise NotImplementedError
+
+
+@register_head("pipnet")
+class PIPHead(Head):
+    """Pixel-in-pixel head (PIPNet, Jin et al. 2021) at stride 8: a score per grid cell and landmark,
+    a sub-cell offset, and offsets of each landmark's nearest neighbours in the mean shape, which vote
+    for those neighbours and make the result robust to a single confused score map."""
+
+    stride = 8
+
+    def __init__(self, channels: tuple[int, int], num_points: int, input_size: int,
+                 neighbors: list[list[int]] | None = None, sigma: float = 0.75):
+        super().__init__()
+        c8, c16 = channels
+        self.num_points = num_points
+        self.grid = input_size // self.stride
+        if self.grid * self.stride != input_size:
+            raise ValueError(f"input_size {input_size} must be a multiple of {self.stride}")
+        self.sigma = sigma
+        self.lateral = conv_bn_act(c16, c8, 1, act=None)
+        self.fuse = conv_bn_act(c8, c8, 3)
+        self.score = nn.Conv2d(c8, num_points, 1)
+        self.offset = nn.Conv2d(c8, 2 * num_points, 1)
+        nb = neighbors or []
+        self.num_neighbors = len(nb[0]) if nb else 0
+        if nb and (len(nb) != num_points or any(len(n) != self.num_neighbors for n in nb)):
+            raise ValueError("neighbors must list the same number of neighbours for every point")
+        self.register_buffer("neighbors", torch.tensor(nb, dtype=torch.long).reshape(num_points, -1),
+                             persistent=False)
+        self.nb_offset = nn.Conv2d(c8, 2 * num_points * self.num_neighbors, 1) if self.num_neighbors else None
+        # Votes are summed by a fixed one-hot matrix (vote j goes to point neighbors.flat[j]) rather than
+        # index_add_: the same sums, but index_add_ exports to ONNX as a scatter fixed to the batch size
+        # it was traced with, which fails on any other batch.
+        vote = torch.zeros(num_points * self.num_neighbors, num_points)
+        vote[torch.arange(vote.shape[0]), self.neighbors.reshape(-1)] = 1.0
+        self.register_buffer("vote", vote, persistent=False)
+
+    def forward(self, f8: torch.Tensor, f16: torch.Tensor) -> dict[str, torch.Tensor]:
+        up = F.interpolate(self.lateral(f16), size=f8.shape[-2:], mode="nearest")
+        f = self.fuse(f8 + up)
+        out = {"score": self.score(f), "offset": self.offset(f)}
+        if self.nb_offset is not None:
+            out["nb_offset"] = self.nb_offset(f)
+        return out
+
+    def _gather(self, maps: torch.Tensor, idx: torch.Tensor, groups: int) -> torch.Tensor:
+        """maps (B, groups*K, H, W), idx (B, K) flat cells -> (B, groups, K) values at those cells."""
+        b = maps.shape[0]
+        k = self.num_points
+        flat = maps.reshape(b, groups, k, -1)
+        return torch.gather(flat, 3, idx[:, None, :, None].expand(b, groups, k, 1)).squeeze(3)
+
+    def decode(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        score = out["score"]
+        b, k, h, w = score.shape
+        idx = score.reshape(b, k, h * w).argmax(dim=2)
+        cx = (idx % w).to(score.dtype)
+        cy = torch.div(idx, w, rounding_mode="floor").to(score.dtype)
+        off = self._gather(out["offset"], idx, 2)
+        x = cx + off[:, 0]
+        y = cy + off[:, 1]
+        if self.nb_offset is not None:
+            n = self.num_neighbors
+            nb = self._gather(out["nb_offset"], idx, 2 * n).reshape(b, 2, n, k)
+            # Point i's cell votes for neighbour j = neighbors[i, m]; average each point's own estimate
+            # with every vote it receives.
+            vx = (cx[:, None, :] + nb[:, 0]).permute(0, 2, 1).reshape(b, k * n)
+            vy = (cy[:, None, :] + nb[:, 1]).permute(0, 2, 1).reshape(b, k * n)
+            vote = self.vote.to(score.dtype)
+            count = 1.0 + vote.sum(0)
+            x, y = (x + vx @ vote) / count, (y + vy @ vote) / count
+        return torch.stack([x, y], dim=-1) * self.stride - 0.5
+
+    def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> dict[str, torch.Tensor]:
+        score = out["score"]
+        b, k, h, w = score.shape
+        u = (target + 0.5) / self.stride  # continuous grid units
+        cell = u.floor().clamp(0, self.grid - 1)
+        idx = (cell[..., 1] * w + cell[..., 0]).long()
+        # Soft one-hot over cells: a Gaussian around the true sub-cell position, so that neighbouring
+        # cells are not punished as hard as far ones.
+        ys = torch.arange(h, dtype=score.dtype, device=score.device) + 0.5
+        xs = torch.arange(w, dtype=score.dtype, device=score.device) + 0.5
+        d2 = (xs[None, None, None, :] - u[..., 0, None, None]) ** 2 + (ys[None, None, :, None] - u[..., 1, None, None]) ** 2
+        soft = torch.exp(-d2 / (2 * self.sigma ** 2)).reshape(b, k, -1)
+        soft = soft / soft.sum(-1, keepdim=True).clamp_min(1e-12)
+        logp = F.log_softmax(score.reshape(b, k, -1), dim=-1)
+        cls = -(soft * logp).sum(-1).mean()
+        off = self._gather(out["offset"], idx, 2).permute(0, 2, 1)
+        reg = F.l1_loss(off, u - cell)
+        terms = {"cls": cls, "offset": reg}
+        total = cls + 2.0 * reg
+        if self.nb_offset is not None:
+            n = self.num_neighbors
+            nb = self._gather(out["nb_offset"], idx, 2 * n).reshape(b, 2, n, k).permute(0, 3, 2, 1)  # b,k,n,2
+            nb_target = u[:, self.neighbors.reshape(-1)].reshape(b, k, n, 2) - cell[:, :, None, :]
+            terms["neighbor"] = F.l1_loss(nb, nb_target)
+            total = total + terms["neighbor"]
+        terms["total"] = total
+        return terms
+
+
+@register_head("regression")
+class RegressionHead(Head):
+    """Global pooling + a linear layer to 2K numbers: the classic direct-regression baseline."""
+
+    def __init__(self, channels: tuple[int, int], num_points: int, input_size: int,
+                 neighbors: list[list[int]] | None = None, sigma: float = 0.0):
+        super().__init__()
+        self.num_points = num_points
+        self.input_size = input_size
+        self.fc = nn.Linear(channels[1], 2 * num_points)
+        nn.init.zeros_(self.fc.weight)
+        nn.init.constant_(self.fc.bias, 0.5)  # start at the crop centre
+
+    def forward(self, f8: torch.Tensor, f16: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"coords": self.fc(f16.mean(dim=(2, 3)))}
+
+    def decode(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        c = out["coords"].reshape(-1, self.num_points, 2)
+        return c * self.input_size - 0.5
+
+    def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> dict[str, torch.Tensor]:
+        pred = out["coords"].reshape(-1, self.num_points, 2)
+        u = (target + 0.5) / self.input_size
+        reg = wing_loss(pred * 100, u * 100)  # wing's width is tuned for errors in percent of the crop
+        return {"wing": reg, "total": reg}
+
+
+def wing_loss(pred: torch.Tensor, target: torch.Tensor, w: float = 10.0, eps: float = 2.0) -> torch.Tensor:
+    """Wing loss (Feng et al. 2018): log-shaped for small errors so they keep a useful gradient."""
+    x = (pred - target).abs()
+    c = w - w * torch.log(torch.tensor(1.0 + w / eps, dtype=x.dtype))
+    return torch.where(x < w, w * torch.log1p(x / eps), x - c).mean()

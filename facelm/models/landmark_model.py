@@ -1,0 +1,79 @@
+"""The landmark model: backbone + head + input normalisation, saved and loaded with huggingface_hub."""
+from __future__ import annotations
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from . import backbones as _backbones  # noqa: F401  (registers the backbones)
+from . import heads as _heads  # noqa: F401  (registers the heads)
+from .model_card import MODEL_CARD_TEMPLATE
+from .registry import get_backbone, get_head
+
+
+class LandmarkModel(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="facelm",
+    tags=["face-landmarks", "facial-landmark-detection", "facelm"],
+    pipeline_tag="keypoint-detection",
+    model_card_template=MODEL_CARD_TEMPLATE,
+):
+    """Face crop (B, C, S, S) float in [0, 255] -> landmarks.
+
+    ``forward`` returns the head's raw outputs (for training); ``predict`` returns (B, K, 2) landmark
+    coordinates in crop pixels. Every constructor argument lands in ``config.json``.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "facelm_res",
+        head: str = "pipnet",
+        scheme: str = "ibug68",
+        num_points: int = 68,
+        input_size: int = 112,
+        in_chans: int = 3,
+        width: int = 32,
+        neighbors: list[list[int]] | None = None,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        crop_scale: float = 1.3,
+        crop_shift_y: float = 0.0,
+    ):
+        super().__init__()
+        self.scheme = scheme
+        self.num_points = num_points
+        self.input_size = input_size
+        self.in_chans = in_chans
+        self.crop_scale = crop_scale
+        self.crop_shift_y = crop_shift_y
+        mean = mean or [0.5] * in_chans
+        std = std or [0.25] * in_chans
+        if len(mean) != in_chans or len(std) != in_chans:
+            raise ValueError("mean and std need one value per input channel")
+        # Folded into the graph so that ONNX and torch take the same raw pixels.
+        self.register_buffer("pixel_scale", torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("pixel_shift", torch.tensor([m / s for m, s in zip(mean, std)]).view(1, -1, 1, 1), persistent=False)
+        self.backbone = get_backbone(backbone)(in_chans=in_chans, width=width)
+        self.head = get_head(head)(self.backbone.channels, num_points, input_size, neighbors=neighbors)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = x * self.pixel_scale - self.pixel_shift
+        return self.head(*self.backbone(x))
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head.decode(self(x))
+
+    def loss(self, x: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.head.loss(self(x), target)
+
+
+class LandmarkPredictor(nn.Module):
+    """Wraps a model so that forward returns coordinates: what ONNX export and batch inference use."""
+
+    def __init__(self, model: LandmarkModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.predict(x)

@@ -1,0 +1,98 @@
+"""The crop rule and the augmentation keep points on the pixels that show them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facelm.augment import AugmentConfig, MirrorFlip, apply, build_augment, build_eval
+from facelm.crop import crop_matrix, invert, transform_points, warp
+from facelm.crop_cache import build_cache, cache_size
+from facelm.schemes import IBUG68
+
+
+def _blobs(h: int, w: int, pts: np.ndarray, sigma: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.zeros((h, w), np.float32)
+    for x, y in pts:
+        img += np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma ** 2))
+    return np.repeat((img.clip(0, 1) * 255)[..., None], 3, axis=2)
+
+
+def _centroid(img: np.ndarray, x: float, y: float, r: int) -> tuple[float, float]:
+    xi, yi = int(round(x)), int(round(y))
+    win = img[yi - r:yi + r + 1, xi - r:xi + r + 1].astype(np.float64)
+    ys, xs = np.mgrid[yi - r:yi + r + 1, xi - r:xi + r + 1]
+    return float((win * xs).sum() / win.sum()), float((win * ys).sum() / win.sum())
+
+
+@pytest.mark.parametrize("size,rotation", [(112, 0.0), (112, 17.0), (48, 0.0), (24, -30.0)])
+def test_crop_points_follow_pixels(size: int, rotation: float) -> None:
+    pts = np.array([[210.0, 230.0], [330.0, 260.0], [270.0, 380.0]])
+    img = _blobs(600, 500, pts, sigma=6.0)
+    box = np.array([190, 200, 350, 400], np.float64)
+    m = crop_matrix(box, size, rotation_deg=rotation)
+    crop = warp(img, m, size)
+    mapped = transform_points(pts, m)
+    for x, y in mapped:
+        cx, cy = _centroid(crop[..., 0], x, y, r=max(2, size // 16))
+        assert abs(cx - x) < 0.25 and abs(cy - y) < 0.25
+    np.testing.assert_allclose(transform_points(mapped, invert(m)), pts, atol=1e-3)
+
+
+def test_crop_centre_and_side() -> None:
+    m = crop_matrix(np.array([10, 20, 110, 220]), 100, scale=1.0)
+    # the box's long side (200 px) spans the crop; its centre lands on the crop centre
+    c = transform_points(np.array([[60.0, 120.0]]), m)[0]
+    np.testing.assert_allclose(c, [49.5, 49.5], atol=1e-6)  # continuous centre 50 is between pixels 49 and 50
+    a, b = transform_points(np.array([[60.0, 20.0], [60.0, 220.0]]), m)
+    assert abs((b[1] - a[1]) - 100.0) < 1e-6
+
+
+def test_mirror_flip_renumbers_and_mirrors() -> None:
+    from torchvision import tv_tensors
+    flip = MirrorFlip(IBUG68.flip, p=1.0)
+    pts = torch.rand(68, 2) * 50
+    img = tv_tensors.Image(torch.zeros(3, 60, 64, dtype=torch.uint8))
+    kp = tv_tensors.KeyPoints(pts.clone(), canvas_size=(60, 64))
+    _, out = flip(img, kp)
+    out = out.as_subclass(torch.Tensor)
+    assert torch.allclose(out[45], torch.tensor([63 - pts[36, 0], pts[36, 1]]))  # outer eye corners swap
+    assert torch.allclose(out[8], torch.tensor([63 - pts[8, 0], pts[8, 1]]))     # chin stays the chin
+    twice = flip(img, tv_tensors.KeyPoints(out.clone(), canvas_size=(60, 64)))[1]
+    assert torch.allclose(twice.as_subclass(torch.Tensor), pts, atol=1e-5)
+
+
+@pytest.mark.parametrize("flip_p", [0.0, 1.0])
+def test_augment_keeps_points_on_their_blobs(flip_p: float) -> None:
+    torch.manual_seed(0)
+    c = cache_size(64, 1.75)
+    pts = np.zeros((68, 2), np.float32) + c / 2
+    pts[36] = [c / 2 - 14, c / 2 - 6]   # two blobs that the flip must swap
+    pts[45] = [c / 2 + 12, c / 2 - 8]
+    img = _blobs(c, c, pts[[36, 45]], sigma=2.0).astype(np.uint8)
+    cfg = AugmentConfig(flip=flip_p, brightness=0, contrast=0, saturation=0, hue=0, grayscale=0, blur=0)
+    t = build_augment(IBUG68, 64, cfg)
+    for _ in range(5):
+        out, kp = apply(t, torch.from_numpy(img), torch.from_numpy(pts))
+        a = out[0].float().numpy()
+        for k in (36, 45):
+            x, y = kp[k].tolist()
+            cx, cy = _centroid(a, x, y, r=4)
+            assert abs(cx - x) < 0.5 and abs(cy - y) < 0.5, (k, x, y, cx, cy)
+        # point 36 stays on the image's left of point 45 whatever the flip did
+        assert kp[36, 0] < kp[45, 0]
+
+
+def test_eval_transform_is_the_inference_crop() -> None:
+    """The centre of a cached crop equals the crop FaceLandmarker makes from the same box."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (300, 280, 3), dtype=np.uint8)
+    box = np.array([80, 90, 200, 230], np.float32)
+    pts = rng.uniform(90, 200, (68, 2)).astype(np.float32)
+    cache = build_cache([{"image": img, "landmarks": pts, "box": box, "source": "x"}], 64, 1.3)
+    out, kp = apply(build_eval(64), torch.from_numpy(cache.images[0]), torch.from_numpy(cache.landmarks[0]))
+    m = crop_matrix(box, 64, 1.3)
+    direct = warp(img, m, 64)
+    np.testing.assert_allclose(kp.numpy(), transform_points(pts, m), atol=1e-3)
+    assert np.abs(out.permute(1, 2, 0).numpy().astype(int) - direct.astype(int)).mean() < 2.0

@@ -1,0 +1,86 @@
+"""Smoke training through the real entry point on a real annotation file (seconds, tiny model)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from facelm.hub import load_model
+from train.train import main as train_main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--width", "8", "--input-size", "32", "--batch-size", "8", "--num-workers", "0", "--num-neighbors", "3",
+        "--threads", "1"]
+
+
+@pytest.fixture()
+def xml(shared_data: Path) -> str:
+    return str(shared_data / "dlib_examples_faces" / "training_with_face_landmarks.xml")
+
+
+def _history(out: Path) -> list[dict]:
+    import torch
+    return torch.load(out / "checkpoint.pt", weights_only=False)["state"]["history"]
+
+
+def test_train_resume_and_report(tmp_path: Path, xml: str) -> None:
+    out = tmp_path / "run"
+    common = ["--data", xml, "--val-data", xml, "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--lr", "5e-3"]
+    train_main(common + TINY + ["--epochs", "2"])
+    best = out / "best"
+    for name in ("config.json", "model.safetensors", "README.md", "eval.json", "ced.png"):
+        assert (best / name).is_file(), name
+    assert list((out / "tb").rglob("events.out.tfevents*")), "no TensorBoard log"
+    assert len(_history(out)) == 2
+    card = (best / "README.md").read_text()
+    assert "NME" in card and "facelm" in card
+    report = json.loads((best / "eval.json").read_text())
+    assert 0 < report["results"]["all"]["nme_mean"] < 10
+    # resume continues where it stopped instead of starting over
+    train_main(common + TINY + ["--epochs", "6", "--resume"])
+    hist = _history(out)
+    assert [h["epoch"] for h in hist] == [1, 2, 3, 4, 5, 6]
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+    model = load_model(best)
+    assert model.input_size == 32 and model.num_points == 68
+
+
+def test_fine_tune_from_model_and_push_to_local_hub(tmp_path: Path, xml: str) -> None:
+    base = tmp_path / "base"
+    args = ["--data", xml, "--val-data", xml, "--cache-dir", str(tmp_path / "cache")] + TINY
+    train_main(args + ["--out", str(base), "--epochs", "1"])
+    hub_dir = tmp_path / "hub_repo"
+    hub_dir.mkdir()
+    train_main(args + ["--out", str(tmp_path / "ft"), "--epochs", "1", "--init-from", str(base / "best"),
+                       "--push-to-hub", str(hub_dir)])
+    assert (hub_dir / "model.safetensors").is_file() and (hub_dir / "config.json").is_file()
+    pushed, trained = load_model(hub_dir).state_dict(), load_model(tmp_path / "ft" / "best").state_dict()
+    assert all((pushed[k] == trained[k]).all() for k in trained)
+
+
+def test_fine_tune_refuses_mismatched_input_size(tmp_path: Path, xml: str) -> None:
+    base = tmp_path / "base"
+    args = ["--data", xml, "--val-data", xml, "--cache-dir", str(tmp_path / "cache")]
+    train_main(args + TINY + ["--out", str(base), "--epochs", "1"])
+    with pytest.raises(SystemExit, match="input 32px"):
+        train_main(args + ["--out", str(tmp_path / "ft"), "--epochs", "1", "--init-from", str(base / "best"),
+                           "--input-size", "64", "--num-workers", "0"])
+
+
+@pytest.mark.slow
+def test_distributed_two_cpu_processes(tmp_path: Path, xml: str) -> None:
+    """The Accelerate path: two gloo processes on the CPU train one model together."""
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "train.train",
+           "--data", xml, "--val-data", xml, "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+           "--epochs", "2"] + TINY
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (out / "best" / "model.safetensors").is_file()
+    assert "train faces" in r.stdout

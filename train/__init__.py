@@ -1,0 +1,1 @@
+"""Training and evaluation entry points: ``python -m train.train`` and ``python -m train.evaluate``."""

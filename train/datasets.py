@@ -1,0 +1,82 @@
+"""Training data: any mix of sources the data layer loads, split, and turned into crop caches."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facelm.crop_cache import CropCache, build_cache, cache_key
+from facelm.schemes import Scheme
+
+
+@dataclass
+class DataSpec:
+    data: list[str]
+    val_data: list[str] = field(default_factory=list)
+    val_fraction: float = 0.15
+    seed: int = 0
+    max_faces: int | None = None
+
+
+def _concat(caches: list[CropCache]) -> CropCache:
+    c0 = caches[0]
+    return CropCache(np.concatenate([c.images for c in caches]), np.concatenate([c.landmarks for c in caches]),
+                     np.concatenate([c.sources for c in caches]), c0.input_size, c0.margin)
+
+
+def _rows(ds, scheme: Scheme):
+    for row in ds:
+        pts = np.asarray(row["landmarks"], dtype=np.float32)
+        if pts.shape[0] != scheme.num_points:
+            raise ValueError(f"data has {pts.shape[0]} points per face, the model's scheme {scheme.name} has "
+                             f"{scheme.num_points}")
+        yield {"image": row["image"], "landmarks": pts, "box": _train_box(pts, row.get("box")),
+               "source": row.get("source", "")}
+
+
+def _train_box(pts: np.ndarray, box) -> np.ndarray:
+    # Training always frames faces by their landmarks' tight box (jittered by augmentation); detector
+    # boxes are mapped onto that convention at inference.
+    from facelm.annotation import landmark_box
+    return landmark_box(pts)
+
+
+def _cached(spec_parts: list[str], split: str, spec: DataSpec, input_size: int, crop_scale: float,
+            cache_dir: str, scheme: Scheme) -> CropCache:
+    from facelm.data import load_dataset, split_dataset
+    key = cache_key(sorted(spec_parts), split, spec.val_fraction, spec.seed, spec.max_faces, input_size,
+                    crop_scale, scheme.name, 2)
+    path = Path(cache_dir) / f"{split}-{key}.npz"
+    if path.exists():
+        return CropCache.load(path)
+    parts = []
+    for s in spec_parts:
+        ds = load_dataset(s, scheme=scheme.name)
+        if split != "all":
+            ds = split_dataset(ds, val_fraction=spec.val_fraction, seed=spec.seed)[split]
+        if spec.max_faces:
+            ds = ds.select(range(min(spec.max_faces, len(ds))))
+        parts.append(build_cache(_rows(ds, scheme), input_size, crop_scale, total=len(ds), desc=f"caching {split} {s}"))
+    cache = _concat(parts)
+    cache.save(path)
+    return cache
+
+
+def load_caches(spec: DataSpec, input_size: int, crop_scale: float, cache_dir: str,
+                scheme: Scheme) -> tuple[CropCache, CropCache]:
+    """(train, validation) caches. ``.npz`` entries are ready caches; other entries go through
+    ``facelm.data.load_dataset`` and, without ``val_data``, a deterministic identity-aware split."""
+    def load(parts: list[str], split: str) -> CropCache:
+        ready = [CropCache.load(p) for p in parts if p.endswith(".npz")]
+        rest = [p for p in parts if not p.endswith(".npz")]
+        if rest:
+            ready.append(_cached(rest, split, spec, input_size, crop_scale, cache_dir, scheme))
+        for c in ready:
+            if c.input_size != input_size:
+                raise ValueError(f"crop cache made for {c.input_size}px input, model wants {input_size}px")
+        return _concat(ready)
+    if spec.val_data:
+        train_split = "all" if sorted(spec.val_data) != sorted(spec.data) else "train"
+        return load(spec.data, train_split), load(spec.val_data, "all" if train_split == "all" else "validation")
+    return load(spec.data, "train"), load(spec.data, "validation")

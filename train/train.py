@@ -1,0 +1,223 @@
+"""Train a landmark model.
+
+    python -m train.train --data ../shared/data/300w ../shared/data/ytf68 --out runs/default
+    accelerate launch -m train.train --data ...        # many GPUs / nodes, unchanged
+    python -m train.train --data my_edits.xml --init-from facelm/default --epochs 20   # fine-tune
+
+Best checkpoint by validation NME, early stopping, ``--resume``, TensorBoard logs in OUT/tb, a final
+evaluation (NME, FR, AUC, CED PNG) and a model card in OUT/best.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader, WeightedRandomSampler
+from tqdm.auto import tqdm
+
+from facelm.crop_cache import CropCache
+from facelm.models import LandmarkModel
+from facelm.schemes import get_scheme
+
+from .datasets import DataSpec, load_caches
+from .evaluate import evaluate_cache, write_report
+from .samples import CachedFaces, neighbors_from_mean_shape, sample_weights
+
+
+@dataclass
+class TrainConfig:
+    data: list[str]
+    out: str = "runs/default"
+    val_data: list[str] = field(default_factory=list)
+    val_fraction: float = 0.15
+    scheme: str = "ibug68"
+    backbone: str = "facelm_res"
+    head: str = "pipnet"
+    width: int = 32
+    input_size: int = 112
+    in_chans: int = 3
+    num_neighbors: int = 5
+    crop_scale: float = 1.3
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    patience: int = 20
+    num_workers: int = 1
+    seed: int = 0
+    source_weights: dict[str, float] = field(default_factory=dict)
+    init_from: str | None = None
+    resume: bool = False
+    time_budget_min: float | None = None
+    max_faces: int | None = None
+    cache_dir: str = str(Path.home() / ".cache" / "facelm" / "crops")
+    push_to_hub: str | None = None
+    eval_every: int = 1
+    threads: int = 0
+    """torch CPU threads (0: torch's default). One thread is steadier on a busy 2-core machine."""
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = TrainConfig(data=[])
+    p.add_argument("--data", nargs="+", required=True, help="dataset ids, save_to_disk dirs or annotation files/folders")
+    p.add_argument("--val-data", nargs="*", default=[], help="validation data; default: a split of --data")
+    for name in ("out", "val_fraction", "scheme", "backbone", "head", "width", "input_size", "in_chans",
+                 "num_neighbors", "crop_scale", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
+                 "patience", "num_workers", "seed", "init_from", "time_budget_min", "max_faces", "cache_dir",
+                 "push_to_hub", "eval_every", "threads"):
+        default = getattr(d, name)
+        typ = type(default) if default is not None else (float if name == "time_budget_min" else
+                                                          int if name == "max_faces" else str)
+        p.add_argument("--" + name.replace("_", "-"), type=typ, default=default)
+    p.add_argument("--source-weight", action="append", default=[], metavar="SOURCE=W",
+                   help="sample faces of a source W times as often (e.g. afw=2)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    a = p.parse_args(argv)
+    weights = {}
+    for item in a.source_weight:
+        k, _, v = item.partition("=")
+        weights[k] = float(v)
+    kw = {k: v for k, v in vars(a).items() if k != "source_weight"}
+    return TrainConfig(**kw, source_weights=weights)
+
+
+def build_model(cfg: TrainConfig, train_cache: CropCache) -> LandmarkModel:
+    if cfg.init_from:
+        from facelm.hub import load_model
+        return load_model(cfg.init_from)
+    scheme = get_scheme(cfg.scheme)
+    neighbors = (neighbors_from_mean_shape(train_cache.landmarks, cfg.num_neighbors)
+                 if cfg.head == "pipnet" and cfg.num_neighbors else None)
+    return LandmarkModel(backbone=cfg.backbone, head=cfg.head, scheme=scheme.name, num_points=scheme.num_points,
+                         input_size=cfg.input_size, in_chans=cfg.in_chans, width=cfg.width, neighbors=neighbors,
+                         crop_scale=cfg.crop_scale)
+
+
+def lr_at(step: float, total: float, warmup: float, base: float, time_fraction: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay over the steps or the time budget, whichever runs out first."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = max((step - warmup) / max(total - warmup, 1), time_fraction)
+    return base * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def time_fraction(elapsed_s: float, budget_min: float | None) -> float:
+    return elapsed_s / (budget_min * 60) if budget_min else 0.0
+
+
+def _atomic_torch_save(obj: object, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig) -> dict:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    acc = Accelerator(log_with="tensorboard", project_dir=cfg.out)
+    set_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    scheme = get_scheme(cfg.scheme)
+    spec = DataSpec(cfg.data, cfg.val_data, cfg.val_fraction, cfg.seed, cfg.max_faces)
+    with acc.main_process_first():
+        train_cache, val_cache = load_caches(spec, cfg.input_size, cfg.crop_scale, cfg.cache_dir, scheme)
+    acc.print(f"train faces: {len(train_cache)}, validation faces: {len(val_cache)}")
+    model = build_model(cfg, train_cache)
+    if model.input_size != cfg.input_size or abs(model.crop_scale - cfg.crop_scale) > 1e-9:
+        raise SystemExit(f"--init-from model uses input {model.input_size}px / crop {model.crop_scale}; "
+                         f"pass --input-size {model.input_size} --crop-scale {model.crop_scale}")
+    train_set = CachedFaces(train_cache, scheme, train=True)
+    w = sample_weights(train_cache.sources, cfg.source_weights)
+    g = torch.Generator().manual_seed(cfg.seed)
+    sampler = WeightedRandomSampler(w, num_samples=len(train_set), replacement=True, generator=g)
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                        drop_last=len(train_set) > cfg.batch_size, persistent_workers=cfg.num_workers > 0)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    model, opt, loader = acc.prepare(model, opt, loader)
+    steps_per_epoch = max(len(loader), 1)
+    total_steps = cfg.epochs * steps_per_epoch
+    state = {"epoch": 0, "step": 0, "best_nme": float("inf"), "best_epoch": -1, "history": [], "train_seconds": 0.0}
+    ckpt = out / "checkpoint.pt"
+    if cfg.resume and ckpt.exists():
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        acc.unwrap_model(model).load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        state = saved["state"]
+        acc.print(f"resumed from {ckpt} at epoch {state['epoch']} (best NME {state['best_nme']:.4f})")
+    acc.init_trackers("tb", config={k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool))})
+    t_start = time.time() - state["train_seconds"]
+    for epoch in range(state["epoch"], cfg.epochs):
+        model.train()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not acc.is_local_main_process, leave=False,
+                   mininterval=0.1 if sys.stderr.isatty() else 60)
+        sums: dict[str, float] = {}
+        for x, y in bar:
+            for group in opt.param_groups:
+                group["lr"] = lr_at(state["step"], total_steps, cfg.warmup_epochs * steps_per_epoch, cfg.lr,
+                                    time_fraction(time.time() - t_start, cfg.time_budget_min))
+            terms = acc.unwrap_model(model).head.loss(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            acc.backward(terms["total"])
+            opt.step()
+            state["step"] += 1
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.item()
+            bar.set_postfix(loss=f"{terms['total'].item():.3f}", refresh=False)
+        state["epoch"] = epoch + 1
+        state["train_seconds"] = time.time() - t_start
+        logs = {f"train/{k}": v / steps_per_epoch for k, v in sums.items()}
+        logs["lr"] = opt.param_groups[0]["lr"]
+        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+            result = evaluate_cache(acc.unwrap_model(model), val_cache, scheme)
+            nme = result["all"].nme_mean
+            logs.update({f"val/nme_{k}": r.nme_mean for k, r in result.items()})
+            improved = nme < state["best_nme"]
+            if improved:
+                state["best_nme"], state["best_epoch"] = nme, epoch + 1
+                if acc.is_main_process:
+                    acc.unwrap_model(model).save_pretrained(out / "best")
+            state["history"].append({"epoch": epoch + 1, "val_nme": nme, "train_loss": logs["train/total"],
+                                     "seconds": round(state["train_seconds"])})
+            acc.print(f"epoch {epoch + 1}: loss {logs['train/total']:.4f}  val NME {nme * 100:.3f}%"
+                      f"{' (best)' if improved else ''}  [{state['train_seconds'] / 60:.1f} min]")
+        acc.log(logs, step=epoch + 1)
+        if acc.is_main_process:
+            _atomic_torch_save({"model": acc.unwrap_model(model).state_dict(), "optimizer": opt.state_dict(),
+                                "state": state, "config": asdict(cfg)}, ckpt)
+        if epoch + 1 - state["best_epoch"] >= cfg.patience:
+            acc.print(f"early stop: no improvement for {cfg.patience} epochs")
+            break
+        if time_fraction(state["train_seconds"], cfg.time_budget_min) >= 1.0:
+            acc.print(f"time budget of {cfg.time_budget_min} min used up")
+            break
+    acc.end_training()
+    summary = {"best_val_nme": state["best_nme"], "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
+               "train_minutes": round(state["train_seconds"] / 60, 1)}
+    if acc.is_main_process and (out / "best").exists():
+        summary.update(write_report(out / "best", val_cache, scheme, cfg, summary))
+        if cfg.push_to_hub:
+            from facelm.hub import push_model
+            push_model(out / "best", cfg.push_to_hub)
+    acc.print(json.dumps(summary, indent=1, default=str))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
