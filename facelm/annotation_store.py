@@ -102,6 +102,8 @@ class Item:
     """The model's disagreement with itself on the mirrored image (NME); the queue sorts by it."""
     source: str = ""
     updated: float = 0.0
+    face_uncertainty: list[float] = field(default_factory=list)
+    """Each face's own disagreement (the item's ``uncertainty`` is the worst of them)."""
 
     def landmarks(self) -> np.ndarray:
         k = len(self.faces[0]["points"]) if self.faces else 0
@@ -169,7 +171,7 @@ class Project:
     # -- items -----------------------------------------------------------------------------------
     def add_image(self, source: str | Path | bytes | np.ndarray, name: str, faces: list[dict],
                   uncertainty: float = 0.0, status: str = "predicted", source_label: str = "",
-                  predicted: list[dict] | None = None) -> Item:
+                  predicted: list[dict] | None = None, face_uncertainty: list[float] | None = None) -> Item:
         """Copy an image into the project and save its first item file. Returns the item."""
         if status not in STATUSES:
             raise ProjectError(f"status {status!r}: expected one of {STATUSES}")
@@ -183,7 +185,8 @@ class Project:
             item = Item(id=item_id, image=rel, name=Path(name).name, width=w, height=h, faces=faces,
                         predicted=predicted if predicted is not None else faces, status=status,
                         uncertainty=float(uncertainty) if math.isfinite(uncertainty) else 1e9,
-                        source=source_label, updated=time.time())
+                        source=source_label, updated=time.time(),
+                        face_uncertainty=[float(u) for u in face_uncertainty or []])
             self._write_item(item)
             meta["items"].append(item_id)
             self._write_meta(meta)

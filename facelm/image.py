@@ -50,6 +50,9 @@ def to_rgb_array(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         image = load_pil(image, max_pixels)
     if isinstance(image, Image.Image):
         _check_size(image.width, image.height, "image", max_pixels)
+        # A PIL image straight from Image.open still carries its EXIF orientation: give the same
+        # pixels as its path would (exif_transpose drops the tag, so a second call changes nothing).
+        image = ImageOps.exif_transpose(image)
         if image.mode != "RGB":
             image = image.convert("RGBA").convert("RGB") if image.mode in ("P", "LA", "PA") else image.convert("RGB")
         return np.asarray(image, dtype=np.uint8)
@@ -72,6 +75,7 @@ def _array_to_rgb(a: np.ndarray, max_pixels: int) -> np.ndarray:
                 raise ImageError("image array has NaN or infinite values")
             hi = float(a.max()) if a.size else 0.0
             a = a * 255.0 if hi <= 1.0 else a  # floats in [0, 1] are the common convention
+            a = np.rint(a)  # astype truncates: 0.999 * 255 would become 254
         a = np.clip(a, 0, 255).astype(np.uint8)
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=2)

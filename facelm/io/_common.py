@@ -85,10 +85,20 @@ def parse_numbers(fields: Sequence[str], names: Sequence[str], source: str, wher
                      for f, n in zip(fields, names)], dtype=np.float64)
 
 
-def to_float32(values: np.ndarray | float, offset: float = 0.0) -> np.ndarray:
+def to_float32(values: np.ndarray | float, offset: float = 0.0, source: str | None = None,
+               where: str | None = None) -> np.ndarray:
     """How every reader turns parsed float64 numbers into coordinates: subtract in float64, then round
-    once to float32. ``format_coord`` relies on readers doing exactly this."""
-    return (np.asarray(values, dtype=np.float64) - offset).astype(np.float32)
+    once to float32. ``format_coord`` relies on readers doing exactly this.
+
+    A finite number beyond float32's range (about 3.4e38, e.g. "1e300") would silently become
+    infinity, which no writer can spell: it is an ``AnnotationFormatError`` naming ``source``/``where``.
+    """
+    wide = np.asarray(values, dtype=np.float64) - offset
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = wide.astype(np.float32)
+    if np.isinf(out).any():  # parsed numbers are finite: infinity can only come from overflow
+        raise AnnotationFormatError("a coordinate is beyond the float32 range (about ±3.4e38)", source, where)
+    return out
 
 
 def format_coord(value: float, offset: float = 0.0) -> str:

@@ -57,6 +57,7 @@ def parse_coco(doc: Any, source: str = "<coco>", scheme: SchemeLike = None, root
     for i, entry in enumerate(images_json):
         where = f"images[{i}]"
         _require(entry, ("id", "file_name"), source, where)
+        _check_id(entry["id"], "id", source, where)
         if entry["id"] in by_id:
             raise AnnotationFormatError(f"duplicate image id {entry['id']!r}", source, where)
         file_name = entry["file_name"]
@@ -72,7 +73,8 @@ def parse_coco(doc: Any, source: str = "<coco>", scheme: SchemeLike = None, root
         where = f"annotations[{i}]"
         _require(ann, ("image_id", "keypoints"), source, where)
         if "id" in ann:
-            where += f" (id {ann['id']!r})"
+            where += f" (id {_short(ann['id'])})"
+        _check_id(ann["image_id"], "image_id", source, where)
         if ann["image_id"] not in by_id:
             raise AnnotationFormatError(f"image_id {ann['image_id']!r} is not in images", source, where)
         kp = _numbers(ann["keypoints"], "keypoints", source, where)
@@ -90,14 +92,15 @@ def parse_coco(doc: Any, source: str = "<coco>", scheme: SchemeLike = None, root
             if len(bbox) != 4:
                 raise AnnotationFormatError(f"bbox has {len(bbox)} values, expected [x, y, w, h]", source, where)
             x, y, w, h = bbox
-            box = to_float32(np.array([x, y, x + w, y + h]))
-        by_id[ann["image_id"]].faces.append(Face(to_float32(pts), box=box, ignore=bool(ann.get("iscrowd", 0))))
+            box = to_float32(np.array([x, y, x + w, y + h]), source=source, where=where)
+        by_id[ann["image_id"]].faces.append(Face(to_float32(pts, source=source, where=where), box=box,
+                                                ignore=bool(ann.get("iscrowd", 0))))
 
     if resolved is None:
         resolved = _scheme_from_categories(doc, scheme, source)
     info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
-    return AnnotationSet(images=images, scheme=resolved.name, name=str(info.get("description", "")),
-                         comment=str(info.get("comment", "")), root=root)
+    return AnnotationSet(images=images, scheme=resolved.name, name=_text(info, "description", source),
+                         comment=_text(info, "comment", source), root=root)
 
 
 def read_coco(path: PathLike, scheme: SchemeLike = None) -> AnnotationSet:
@@ -108,6 +111,10 @@ def read_coco(path: PathLike, scheme: SchemeLike = None) -> AnnotationSet:
     except json.JSONDecodeError as e:
         raise AnnotationFormatError(f"not valid JSON: {e.msg} (truncated file?)", str(path),
                                     f"line {e.lineno}, column {e.colno}") from None
+    except RecursionError:  # "[[[[..." thousands deep
+        raise AnnotationFormatError("not a COCO file: JSON nested too deeply", str(path)) from None
+    except ValueError as e:  # an integer of more than 4300 digits
+        raise AnnotationFormatError(f"not valid JSON: {e}", str(path)) from None
     return parse_coco(doc, str(path), scheme, root=str(path.parent))
 
 
@@ -148,7 +155,7 @@ def _annotation(face: Face, ann_id: int, image_id: int) -> dict[str, Any]:
     w, h = _num(x2, -x), _num(y2, -y)  # the reader computes x2 = x + w in float64: invert exactly that
     ann = {"id": ann_id, "image_id": image_id, "category_id": 1, "keypoints": keypoints,
            "num_keypoints": int(np.isfinite(face.landmarks).all(axis=1).sum()), "bbox": [x, y, w, h],
-           "area": _num(float(w) * float(h)), "iscrowd": int(face.ignore)}
+           "area": _area(float(w) * float(h)), "iscrowd": int(face.ignore)}
     if face.box is None:
         ann[_FROM_LANDMARKS] = True
     return ann
@@ -157,6 +164,12 @@ def _annotation(face: Face, ann_id: int, image_id: int) -> dict[str, Any]:
 def _num(value: float, offset: float = 0.0) -> float | int:
     """Short JSON number that reads back (minus ``offset``) to the same float32."""
     return _json_number(format_coord(value, offset))
+
+
+def _area(area: float) -> float | int:
+    """COCO's informational ``area`` (readers ignore it): short when it fits a float32, else the float64
+    product as it is (a box 1e20 wide and tall would overflow float32 and stop the writer)."""
+    return _num(area) if abs(area) < 3e38 else area
 
 
 def _json_number(text: str) -> float | int:
@@ -195,10 +208,33 @@ def _numbers(value: Any, key: str, source: str, where: str) -> list[float]:
     return value
 
 
+def _text(info: dict, key: str, source: str) -> str:
+    value = info.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        raise AnnotationFormatError(f"info.{key} is not text", source, "info")
+    return str(value)
+
+
+def _check_id(value: Any, key: str, source: str, where: str) -> None:
+    """COCO ids are numbers (some tools use strings); a list or object as an id cannot be looked up."""
+    if not isinstance(value, (int, float, str)):
+        raise AnnotationFormatError(f"{key} {_short(value)} is not a number or a string", source, where)
+
+
+def _short(value: Any) -> str:
+    try:
+        text = repr(value)
+    except RecursionError:  # a list nested hundreds deep
+        text = f"<deeply nested {type(value).__name__}>"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _opt_int(entry: dict, key: str, source: str, where: str) -> int | None:
     value = entry.get(key)
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise AnnotationFormatError(f"{key} {value!r} is not an integer", source, where)
+        raise AnnotationFormatError(f"{key} {_short(value)} is not an integer", source, where)
     return value

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -78,9 +79,12 @@ def table_format(path: PathLike) -> str:
     first = head.decode("utf-8", "replace").lstrip("\ufeff").lstrip().split("\n", 1)[0].strip()
     if not first:
         raise AnnotationFormatError("empty file", source)
-    if first.isdigit():  # CelebA's list starts with its row count
+    if _is_count(first):  # CelebA's list starts with its row count
         return "celeba_txt"
-    cols = [c.strip() for c in next(csv.reader([first]))]
+    try:
+        cols = [c.strip() for c in next(csv.reader([first]))]
+    except csv.Error as e:  # a stray "\r" in the first line
+        raise AnnotationFormatError(f"malformed CSV header: {e}", source, "line 1") from None
     if cols[0] == "image" and cols[1:3] == ["x0", "y0"]:
         return "keypoint_csv"
     if "image_id" in cols and "lefteye_x" in cols:
@@ -109,7 +113,7 @@ def _layout(header: list[str], image_col: str | None, coord_cols: Sequence[str],
     expected = ([image_col] if image_col else []) + list(coord_cols) + list(extra)
     missing = [c for c in expected if c not in cols]
     unknown = [c for c in cols if c not in expected]
-    dupes = sorted({c for c in cols if cols.count(c) > 1})
+    dupes = sorted(c for c, n in Counter(cols).items() if n > 1)  # Counter: a 100,000-column header stays fast
     if missing or unknown or dupes:
         what = "; ".join(f"{label}: {', '.join(v[:5])}{' ...' if len(v) > 5 else ''}"
                          for label, v in (("missing columns", missing), ("unknown columns", unknown),
@@ -130,7 +134,7 @@ def _faces(rows: Iterator[tuple[int, list[str]]], table: _Table, source: str) ->
         name = row[table.image].strip() if table.image is not None else ""
         if table.image is not None and not name:
             raise AnnotationFormatError("empty image name", source, f"line {line}")
-        out.append((name, Face(to_float32(values).reshape(-1, 2))))
+        out.append((name, Face(to_float32(values, source=source, where=f"line {line}").reshape(-1, 2))))
     return out
 
 
@@ -176,7 +180,7 @@ def read_celeba(path: PathLike, scheme: SchemeLike = None) -> AnnotationSet:
     path, source = Path(path), str(path)
     resolve_scheme(CELEBA5.num_points, scheme, source, None)
     text = read_text(path)
-    if text.lstrip().split("\n", 1)[0].strip().isdigit():
+    if _is_count(text.lstrip().split("\n", 1)[0].strip()):
         faces = _celeba_txt_faces(text, source)
     else:
         rows, header = _header(text, source)
@@ -184,8 +188,16 @@ def read_celeba(path: PathLike, scheme: SchemeLike = None) -> AnnotationSet:
     return _assemble(faces, CELEBA5, path)
 
 
+def _is_count(line: str) -> bool:
+    """CelebA's first line: ASCII digits only ("²".isdigit() is true too, but int() refuses it)."""
+    return line.isascii() and line.isdigit()
+
+
 def _celeba_txt_faces(text: str, source: str) -> list[tuple[str, Face]]:
     lines = [(n, line.split()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if len(lines[0][1]) != 1 or not _is_count(lines[0][1][0]) or len(lines[0][1][0]) > 12:
+        raise AnnotationFormatError(f"first line {' '.join(lines[0][1])[:40]!r} is not a row count", source,
+                                    f"line {lines[0][0]}")
     count = int(lines[0][1][0])
     if len(lines) < 2:
         raise AnnotationFormatError("no header line after the count", source, f"line {lines[0][0]}")
@@ -251,7 +263,12 @@ def _csv_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return buf.getvalue()
 
 
-def _face_rows(aset: AnnotationSet) -> list[list[str]]:
+def _face_rows(aset: AnnotationSet, target: str = "<csv>") -> list[list[str]]:
+    for im in aset.images:
+        # The readers strip fields and refuse empty names: such a name would not come back as it is.
+        if im.faces and (not im.path.strip() or im.path != im.path.strip()):
+            raise AnnotationFormatError(f"image name {im.path!r} is empty or starts or ends with white space, which "
+                                        "a table cannot hold; nothing was written", target)
     return [[im.path] + _fields(face) for im in aset.images for face in im.faces]
 
 
@@ -266,18 +283,18 @@ def write_keypoint_csv(aset: AnnotationSet, path: PathLike) -> None:
     """``image,x0,y0,...``: one row per face, any scheme. Images without faces are not written."""
     k = writable_count(aset, str(path))
     header = ["image"] + [f"{c}{i}" for i in range(k) for c in ("x", "y")]
-    atomic_write_text(path, _csv_text(header, _face_rows(aset)))
+    atomic_write_text(path, _csv_text(header, _face_rows(aset, str(path))))
 
 
 def write_celeba_csv(aset: AnnotationSet, path: PathLike) -> None:
     _require_scheme(aset, CELEBA5, str(path), "the CelebA table")
-    atomic_write_text(path, _csv_text(["image_id", *CELEBA_COLUMNS], _face_rows(aset)))
+    atomic_write_text(path, _csv_text(["image_id", *CELEBA_COLUMNS], _face_rows(aset, str(path))))
 
 
 def write_celeba_txt(aset: AnnotationSet, path: PathLike) -> None:
     """CelebA's original layout. Names with spaces cannot be written (spaces separate fields)."""
     _require_scheme(aset, CELEBA5, str(path), "the CelebA list")
-    rows = _face_rows(aset)
+    rows = _face_rows(aset, str(path))
     for row in rows:
         if not row[0] or any(ch.isspace() for ch in row[0]) or "" in row[1:]:
             raise AnnotationFormatError(f"row {row[0]!r}: names with spaces and missing points cannot be written "

@@ -22,6 +22,7 @@ Conventions:
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError
 
@@ -55,6 +56,8 @@ def parse_dlib_xml(data: bytes, source: str = "<xml>", scheme: SchemeLike = None
         line, col = getattr(e, "position", (0, 0))
         raise AnnotationFormatError(f"not well-formed XML: {_reason(e)} (truncated or wrong encoding?)", source,
                                     f"line {line}, column {col}") from None
+    except (LookupError, ValueError) as e:  # <?xml encoding='no-such-codec'?>
+        raise AnnotationFormatError(f"not readable XML: {e}", source) from None
     if doc.tag != "dataset":
         raise AnnotationFormatError(f"root element is <{doc.tag}>, expected <dataset> (not a dlib imglab file)", source)
     images_el = doc.find("images")
@@ -74,7 +77,7 @@ def parse_dlib_xml(data: bytes, source: str = "<xml>", scheme: SchemeLike = None
             top, left, w, h = (parse_number(_attr(box_el, a, source, bwhere), source, f"{bwhere} attribute {a!r}")
                                for a in ("top", "left", "width", "height"))
             # Same float64 arithmetic as format_dlib_xml's inverse, so float boxes round-trip exactly.
-            box = to_float32(np.array([left, top, left + w, top + h]))
+            box = to_float32(np.array([left, top, left + w, top + h]), source=source, where=bwhere)
             ignore = _int_attr(box_el, "ignore", source, bwhere) or 0
             boxes.append((Face(np.zeros((0, 2), np.float32), box=box, ignore=bool(ignore)),
                           _parts(box_el, source, bwhere), bwhere))
@@ -104,6 +107,9 @@ def format_dlib_xml(aset: AnnotationSet, precision: int | None = 0, stylesheet: 
     read back to the same float32 (exact round trip). Faces without a box get their landmarks' box.
     """
     writable_count(aset, target, allow_empty=True)
+    texts = [("name", aset.name), ("comment", aset.comment)] + [("image path", im.path) for im in aset.images]
+    for what, text in texts:
+        _check_xml_text(text, what, target)
     fmt = _formatter(precision)
     out = ["<?xml version='1.0' encoding='ISO-8859-1'?>\n", STYLESHEET if stylesheet else "", "<dataset>\n",
            f"<name>{_esc(aset.name)}</name>\n", f"<comment>{_esc(aset.comment)}</comment>\n", "<images>\n"]
@@ -167,7 +173,7 @@ def _parts(box_el: Element, source: str, bwhere: str) -> dict[int, tuple[float, 
     for n, part_el in enumerate(box_el.findall("part"), 1):
         name = _attr(part_el, "name", source, f"{bwhere} part {n}")
         pwhere = f"{bwhere} part {name!r}"
-        if not (name.strip().isascii() and name.strip().isdigit()):
+        if not (name.strip().isascii() and name.strip().isdigit()) or len(name.strip()) > 9:
             raise AnnotationFormatError("part name is not a point number such as '07'", source, pwhere)
         index = int(name)
         if index in parts:
@@ -184,7 +190,7 @@ def _landmarks(parts: dict[int, tuple[float, float]], k: int, source: str, bwher
             raise AnnotationFormatError(f"part index {index} is beyond the scheme's {k} points", source,
                                         f"{bwhere} part '{index:02d}'")
         pts[index] = xy
-    return to_float32(pts)
+    return to_float32(pts, source=source, where=bwhere)
 
 
 def _attr(el: Element, name: str, source: str, where: str) -> str:
@@ -208,9 +214,22 @@ def _reason(e: ParseError) -> str:
     return str(e).split(":")[0]
 
 
+# Characters XML 1.0 cannot carry at all, not even as &#...; references.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _check_xml_text(text: str, what: str, target: str) -> None:
+    m = _XML_ILLEGAL.search(text)
+    if m:
+        raise AnnotationFormatError(f"{what} {text[:60]!r} holds the character {m.group()!r}, which XML cannot hold; "
+                                    "nothing was written", target)
+
+
 def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # A raw "\r" in text would come back as "\n" (XML normalises line ends): write it as a reference.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
 
 
 def _quote(text: str) -> str:
-    return "'" + _esc(text).replace("'", "&apos;") + "'"
+    # Raw tabs and line ends in an attribute come back as spaces (attribute value normalisation).
+    return "'" + _esc(text).replace("'", "&apos;").replace("\t", "&#9;").replace("\n", "&#10;") + "'"

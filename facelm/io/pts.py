@@ -100,7 +100,7 @@ def parse_pts(text: str, source: str = "<pts>", scheme: SchemeLike = None) -> np
     resolve_scheme(n, scheme, source, f"line {n_line}")
     if not rows:
         return np.zeros((0, 2), np.float32)
-    return to_float32(np.stack(rows), _OFFSET)
+    return to_float32(np.stack(rows), _OFFSET, source, "points")
 
 
 def read_pts(path: PathLike, scheme: SchemeLike = None) -> np.ndarray:
