@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -32,13 +33,39 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+
+def _hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether the Hugging Face Hub answers at all (a thread, since DNS lookups ignore timeouts)."""
+    import socket
+    from urllib.parse import urlparse
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    ok: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            pass
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout + 0.5)
+    return bool(ok)
+
+
+# No network: use the local cache only, so a Hub id that is not cached fails at once with a clear
+# message instead of retrying for a minute (huggingface_hub reads this when it is first imported).
+if "HF_HUB_OFFLINE" not in os.environ and not _hub_reachable():
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from facelm import FaceLandmarker, FacelmError, ModelLoadError, get_scheme  # noqa: E402
 from facelm.annotation import AnnotatedImage, AnnotationSet, Face, landmark_box  # noqa: E402
-from facelm.annotation_store import Project, ProjectError, faces_to_json, new_project_id  # noqa: E402
+from facelm.annotation_store import Project, faces_to_json, new_project_id  # noqa: E402
 from facelm.draw import draw_comparison, draw_landmarks, worst_points  # noqa: E402
 from facelm.editor import CSS as EDITOR_CSS, JS as EDITOR_JS, TEMPLATE as EDITOR_TEMPLATE  # noqa: E402
 from facelm.editor import editor_value, faces_from_value  # noqa: E402
@@ -59,7 +86,6 @@ MAX_FILE_SIZE = os.environ.get("FACELM_MAX_FILE_SIZE", "20mb")
 torch.set_num_threads(int(os.environ.get("FACELM_THREADS", max(1, min(4, (os.cpu_count() or 2) // 2)))))
 
 SCHEMES = [("68 points (iBUG 300-W)", "ibug68"), ("15 points (Kaggle)", "kaggle15"), ("5 points (CelebA)", "celeba5")]
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 ANNOTATION_SUFFIXES = (".xml", ".pts", ".json")
 
 
@@ -86,6 +112,8 @@ class PhotoInput(gr.Image):
             return super().preprocess(payload)
         except Exception as e:
             name = getattr(payload, "orig_name", None) or "the upload"
+            if "DecompressionBomb" in type(e).__name__:
+                raise gr.Error(f"{name} is too large to open safely ({e})") from e
             raise gr.Error(f"{name} is not an image I can open ({type(e).__name__}). "
                            "Upload a JPEG, PNG or WebP photo.") from e
 
@@ -108,6 +136,16 @@ def load_landmarker(spec: str | None) -> FaceLandmarker:
                 _models.pop(next(iter(_models)))
             _models[key] = fl
         return _models[key]
+
+
+_infer_lock = threading.Lock()
+
+
+def run(fl: FaceLandmarker, img: np.ndarray, **kwargs):
+    """``fl.predict`` one call at a time: OpenCV's cascade detector is not safe to share between
+    threads, and on a small CPU box parallel calls only slow each other down."""
+    with _infer_lock:
+        return fl.predict(img, **kwargs)
 
 
 def model_path(spec: str | None) -> str:
@@ -187,7 +225,7 @@ def _row_scheme(row: dict, k: int) -> str:
 
 
 def _predict_in_boxes(fl: FaceLandmarker, img: np.ndarray, boxes: np.ndarray, scheme: str) -> np.ndarray:
-    return fl.predict(img, boxes=boxes, scheme=scheme).landmarks
+    return run(fl, img, boxes=boxes, scheme=scheme).landmarks
 
 
 # ----------------------------------------------------------------------------------------- Predict
@@ -200,7 +238,7 @@ def predict(image: str | None, scheme: str = "ibug68", model: str = "", refine: 
     img = to_rgb_array(image, fl.max_pixels)
     if fl.detector is None:
         raise gr.Error("This model has no face detector available; use the Compare tab with known boxes.")
-    faces = fl.predict(img, scheme=scheme, refine=bool(refine))
+    faces = run(fl, img, scheme=scheme, refine=bool(refine))
     sch = get_scheme(faces.scheme)
     h, w = img.shape[:2]
     drawn = draw_landmarks(img, faces.landmarks, sch, boxes=faces.boxes) if len(faces) else img
@@ -349,37 +387,37 @@ def evaluate(dataset: str, n_faces: float = 100, model: str = "", progress=gr.Pr
     plot = plot_ced(curves, _tmpdir("eval") / "ced.png", title=f"CED · {len(idx)} faces", figsize=(6.4, 4.2))
     overall = EvalResult.from_errors(errors_a)
     summary = (f"### NME {100 * overall.nme_mean:.2f}% on {overall.n} faces\n"
-               f"Failure rate {100 * overall.fr_10:.1f}% at NME 0.10, AUC@0.10 {overall.auc_10:.3f}. "
+               f"Failure rate {100 * overall.fr_10:.1f}% and AUC {overall.auc_10:.3f} at NME 0.10. "
                "Boxes from the ground-truth landmarks, inter-ocular NME.")
     return table, str(plot), summary
 
 
 # ---------------------------------------------------------------------------------------- Annotate
-def predict_with_uncertainty(fl: FaceLandmarker, img: np.ndarray, boxes=None) -> tuple[np.ndarray, np.ndarray, float]:
-    """Starting points, boxes and the model's uncertainty for one photo.
+def predict_with_uncertainty(fl: FaceLandmarker, img: np.ndarray, boxes=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Starting points, boxes and the model's uncertainty about each face of one photo.
 
     The photo and its mirror image are both predicted; the mirrored prediction is flipped back
     (``scheme.flip``) and the two are averaged for the start (a flip test). How much they disagree
-    (NME between them, worst face) is the uncertainty the queue sorts by: faces the model sees
+    (NME between them; the worst face for the photo) is the uncertainty the queue sorts by: faces the model sees
     differently from left and right are the ones most worth a human look. A photo where no face
     is found starts from a guess in the middle (uncertainty 1e9: first in the queue)."""
     h, w = img.shape[:2]
     guess = False
     if boxes is None:
-        faces = fl.predict(img) if fl.detector is not None else None
+        faces = run(fl, img) if fl.detector is not None else None
         if faces is None or not len(faces):
             s = 0.45 * min(w, h)
             boxes, guess = np.array([[w / 2 - s / 2, h / 2 - s / 2, w / 2 + s / 2, h / 2 + s / 2]], np.float32), True
         else:
             boxes = faces.boxes
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    pts = fl.predict(img, boxes=boxes).landmarks
+    pts = run(fl, img, boxes=boxes).landmarks
     mboxes = boxes.copy()
     mboxes[:, 0], mboxes[:, 2] = w - 1 - boxes[:, 2], w - 1 - boxes[:, 0]
-    back = fl.predict(np.ascontiguousarray(img[:, ::-1]), boxes=mboxes).landmarks[:, list(fl.scheme.flip)]
+    back = run(fl, np.ascontiguousarray(img[:, ::-1]), boxes=mboxes).landmarks[:, list(fl.scheme.flip)]
     back[..., 0] = w - 1 - back[..., 0]
     start = (pts + back) / 2
-    unc = 1e9 if guess else float(np.nanmax(nme(pts, back, fl.scheme)))
+    unc = np.full(len(boxes), 1e9) if guess else np.nan_to_num(nme(pts, back, fl.scheme), nan=1e9)
     return start, boxes, unc
 
 
@@ -450,21 +488,24 @@ def annotate_load(project: str, files: list[str] | None = None, dataset: str = "
         raise gr.Error(f"{anns[0].name} lists {len(given)} annotated images: upload those photos together with it "
                        f"(e.g. {sorted(unmatched)[0]}.*)")
     if (dataset or "").strip() and not files:
+        # The next ``n_images`` photos of the dataset that this project does not hold yet.
         ds = get_dataset(dataset)
-        by_image: dict[str, list[int]] = {}
-        paths = ds["image_path"] if "image_path" in ds.column_names else [str(i) for i in range(len(ds))]
-        for i, path in enumerate(paths):
-            if path in by_image or len(by_image) < int(n_images or 1):
-                by_image.setdefault(path, []).append(i)
-        for path, rows in by_image.items():
+        have = {(it.source, it.name) for it in proj.items()}
+        paths = ds["image_path"] if "image_path" in ds.column_names else [f"{i}.png" for i in range(len(ds))]
+        sources = ds["source"] if "source" in ds.column_names else ["dataset"] * len(ds)
+        by_image: dict[tuple[str, str], list[int]] = {}
+        for i, key in enumerate(zip(sources, paths)):
+            if (key[0], _name(key[1])) in have:
+                continue
+            if key in by_image or len(by_image) < int(n_images or 1):
+                by_image.setdefault(key, []).append(i)
+        for (source, path), rows in by_image.items():
             sub = ds.select(rows)
-            first = sub[0]
             pts = np.asarray(sub["landmarks"], np.float32) if start_from == "dataset" else None
-            jobs.append((np.asarray(first["image"].convert("RGB")), _name(path), pts,
-                         None if pts is None else landmark_box(pts), first.get("source") or "dataset"))
+            jobs.append((np.asarray(sub[0]["image"].convert("RGB")), _name(path), pts,
+                         None if pts is None else landmark_box(pts), source))
     if not jobs:
         raise gr.Error("Nothing to load: upload photos (optionally with an .xml/.pts to resume), or name a dataset.")
-    first_new = None
     for src, name, pts, boxes, label in progress.tqdm(jobs, desc="Predicting starting points"):
         img = to_rgb_array(src, fl.max_pixels)
         if pts is not None and pts.shape[1] != fl.scheme.num_points:
@@ -472,9 +513,9 @@ def annotate_load(project: str, files: list[str] | None = None, dataset: str = "
         start, b, unc = predict_with_uncertainty(fl, img, boxes)
         predicted = faces_to_json(start, b)
         faces = predicted if pts is None else faces_to_json(pts, boxes)
-        item = proj.add_image(img if isinstance(src, np.ndarray) else src, name, faces, unc,
-                              "predicted" if pts is None else "edited", label, predicted=predicted)
-        first_new = first_new or item.id
+        proj.add_image(img if isinstance(src, np.ndarray) else src, name, faces, float(unc.max()),
+                       "predicted" if pts is None else "edited", label, predicted=predicted,
+                       face_uncertainty=unc.tolist())
     top = proj.queue()[0].id
     note = f"Loaded {len(jobs)} image{'s' * (len(jobs) != 1)}; the queue starts with the most uncertain."
     return proj.id, show_item(proj, top), queue_rows(proj), progress_md(proj, note)
@@ -588,7 +629,7 @@ def export(project: str, which: str = "edited and done", integer: bool = False):
 
 # ----------------------------------------------------------------------------------------- Retrain
 def _retrain_plan(project: str, model: str, epochs: float, max_faces: float) -> tuple[list[str], Path, Path]:
-    proj = _project(project)
+    proj = Project(ANNOTATIONS_DIR, project)  # the command can be shown before anything is exported
     xml = proj.dir / "annotations.xml"
     out = proj.dir / "retrain" / time.strftime("%Y%m%d-%H%M%S")
     fl = load_landmarker(model)
@@ -605,7 +646,9 @@ def _retrain_plan(project: str, model: str, epochs: float, max_faces: float) -> 
 def retrain_command(project: str, model: str = "", epochs: float = 5, max_faces: float = 200) -> str:
     """The exact training command the Retrain button runs (run it yourself on a bigger machine)."""
     cmd, _, _ = _retrain_plan(project, model, epochs, max_faces)
-    return " ".join(cmd if cmd[0] != sys.executable else ["python", *cmd[1:]])
+    args = cmd[3:]  # flag / value pairs after "python -m train.train"
+    return " \\\n".join(["python -m train.train"] + ["  " + " ".join(shlex.quote(a) for a in args[i:i + 2])
+                                                      for i in range(0, len(args), 2)])
 
 
 def _nme_on_export(spec: str, xml: Path) -> np.ndarray:
@@ -615,7 +658,7 @@ def _nme_on_export(spec: str, xml: Path) -> np.ndarray:
     for im in aset.images:
         img = to_rgb_array(Path(aset.root) / im.path)
         gt = np.stack([f.landmarks for f in im.faces])
-        errors.extend(nme(fl.predict(img, boxes=landmark_box(gt), scheme=aset.scheme).landmarks, gt, aset.scheme))
+        errors.extend(nme(run(fl, img, boxes=landmark_box(gt), scheme=aset.scheme).landmarks, gt, aset.scheme))
     return np.asarray(errors)
 
 
@@ -636,7 +679,7 @@ def retrain(project: str, model: str = "", epochs: float = 5, max_faces: float =
     try:
         for line in proc.stdout:
             line = line.strip()
-            if not line or "it/s]" in line or "s/it]" in line:
+            if not line or "%|" in line:  # tqdm bars: the epoch summaries say it better
                 continue
             log += line + "\n"
             if line.startswith("epoch ") and ":" in line:
@@ -675,7 +718,7 @@ CSS = """
 .gradio-container { max-width: 1320px !important; margin: auto; }
 #flm-header { display: flex; align-items: center; gap: 16px; padding: 18px 22px; border-radius: 16px;
   background: linear-gradient(120deg, #1e1b4b 0%, #312e81 45%, #0e7490 100%); color: #fff; margin-bottom: 4px; }
-#flm-header .logo { font-size: 34px; line-height: 1; }
+#flm-header .logo { flex: none; }
 #flm-header h1 { margin: 0; font-size: 26px; font-weight: 700; color: #fff; letter-spacing: -0.01em; }
 #flm-header p { margin: 2px 0 0; color: #c7d2fe; font-size: 14px; }
 #flm-header .pills { margin-left: auto; display: flex; gap: 8px; flex-wrap: wrap; }
@@ -693,7 +736,12 @@ kbd { background: var(--neutral-100); border: 1px solid var(--border-color-prima
 
 HEADER = """
 <div id="flm-header">
-  <div class="logo">◉</div>
+  <svg class="logo" viewBox="0 0 48 48" width="46" height="46" aria-hidden="true">
+    <ellipse cx="24" cy="25" rx="15" ry="19" fill="none" stroke="#a5b4fc" stroke-width="2.5"/>
+    <g fill="#fda4af"><circle cx="17" cy="20" r="2.4"/><circle cx="31" cy="20" r="2.4"/><circle cx="24" cy="27" r="2.2"/>
+    <circle cx="18" cy="34" r="2"/><circle cx="24" cy="36" r="2"/><circle cx="30" cy="34" r="2"/></g>
+    <path d="M17 20 L24 27 L31 20 M18 34 Q24 38 30 34" fill="none" stroke="#67e8f9" stroke-width="1.4"/>
+  </svg>
   <div><h1>facelm</h1><p>Face landmarks you can see, fix and retrain</p></div>
   <div class="pills"><span class="pill">68 · 15 · 5 points</span><span class="pill">runs on CPU</span>
   <span class="pill">dlib XML · 300-W .pts · COCO</span></div>
@@ -735,9 +783,9 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                         gr.Examples(_examples(), inputs=photo, label="Try a photo from 300-W (AFW)")
                 with gr.Column(scale=1):
                     drawn_out = gr.Image(label="Landmarks", type="numpy", height=380, interactive=False,
-                                         format="png")
+                                         format="png", elem_id="flm-drawn")
                     predict_md = gr.Markdown("Upload a photo: every face gets its landmarks.", elem_id="flm-predict-md")
-                    files_out = gr.File(label="Downloads", file_count="multiple", interactive=False)
+                    files_out = gr.File(label="Downloads", file_count="multiple", interactive=False, visible=False)
                     with gr.Accordion("Result as JSON", open=False):
                         json_out = gr.JSON(label="Result")
 
@@ -751,8 +799,13 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                                                   placeholder="Hub dataset id or a local folder / annotation file")
                             cmp_index = gr.Slider(0, 1000, value=0, step=1, label="Face")
                             with gr.Row():
-                                cmp_random = gr.Button("🎲 Random face")
+                                cmp_random = gr.Button("Random face")
                                 cmp_btn = gr.Button("Compare", variant="primary", elem_id="flm-compare")
+                            gr.Markdown("The model predicts inside each face's ground-truth box (the tight box "
+                                        "of its annotated points, as in 300-W evaluations), so the error is the "
+                                        "landmark model's alone, not the face detector's. NME is the mean point "
+                                        "error over the distance between the outer eye corners.",
+                                        elem_classes="flm-hint")
                         with gr.Tab("Upload"):
                             cmp_photo = PhotoInput(label="Photo", type="filepath", sources=["upload"], height=220)
                             cmp_ann = gr.File(label="Its annotation (.pts, dlib .xml or COCO .json)",
@@ -771,43 +824,42 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                 with gr.Column(scale=2):
                     eval_n = gr.Slider(10, 1000, value=100, step=10, label="Faces (spread over the dataset)")
                     eval_btn = gr.Button("Evaluate", variant="primary", elem_id="flm-evaluate")
-                    eval_md = gr.Markdown(elem_id="flm-eval-md")
-                    eval_table = gr.Dataframe(headers=["subset", "n", "NME %", "median %", "FR@0.08 %", "AUC@0.08",
-                                                       "FR@0.10 %", "AUC@0.10"], interactive=False, label="Results")
+                    eval_md = gr.Markdown("NME, failure rate (FR) and area under the CED curve (AUC) per subset, "
+                                          "with the model predicting in each face's ground-truth box.",
+                                          elem_id="flm-eval-md")
                 with gr.Column(scale=3):
-                    eval_plot = gr.Image(label="Cumulative error distribution", type="filepath", height=360,
+                    eval_plot = gr.Image(label="Cumulative error distribution", type="filepath", height=340,
                                          interactive=False)
+            eval_table = gr.Dataframe(headers=["subset", "faces", "NME %", "median %", "FR@0.08 %", "AUC@0.08",
+                                               "FR@0.10 %", "AUC@0.10"], interactive=False, label="Results")
 
         # ---------------------------------------------------------------- Annotate
         with gr.Tab("Annotate", id="annotate"):
             with gr.Row(equal_height=False):
-                with gr.Column(scale=1, min_width=300):
-                    with gr.Group():
-                        project_in = gr.Textbox(new_project_id, label="Project (your autosave folder)",
-                                                max_lines=1, info="Keep this id to resume later.", elem_id="flm-project")
-                        with gr.Row():
-                            new_btn = gr.Button("New project", size="sm")
-                            resume_btn = gr.Button("Resume", size="sm")
+                with gr.Column(scale=1, min_width=320):
+                    project_in = gr.Textbox(new_project_id, label="Project (your autosave folder)",
+                                            max_lines=1, info="Keep this id to resume later.", elem_id="flm-project")
+                    with gr.Row():
+                        new_btn = gr.Button("New project", size="sm", variant="secondary", min_width=80)
+                        resume_btn = gr.Button("Resume", size="sm", variant="secondary", min_width=80)
                     with gr.Accordion("Load images", open=True):
                         ann_files = gr.File(label="Photos (add an .xml / .pts to resume from its points)",
                                             file_count="multiple",
                                             file_types=["image", ".xml", ".pts", ".json"], height=120,
                                             elem_id="flm-ann-files")
-                        ann_data = gr.Textbox(DEMO_DATA, label="…or a dataset", max_lines=1)
+                        ann_data = gr.Textbox(DEMO_DATA, label="…or a dataset (when no photos are uploaded)", max_lines=1,
+                                              info="Each Load adds the next images of it.")
                         with gr.Row():
                             ann_n = gr.Slider(1, 100, value=8, step=1, label="Images")
                             ann_start = gr.Radio([("model", "prediction"), ("dataset", "dataset")],
                                                  value="prediction", label="Start from")
                         ann_load_btn = gr.Button("Load", variant="primary", elem_id="flm-load")
                     ann_md = gr.Markdown(elem_id="flm-ann-md")
-                    queue_df = gr.Dataframe(headers=["#", "image", "faces", "uncertainty %", "status"],
-                                            datatype=["str", "str", "number", "number", "str"], interactive=False,
-                                            label="Queue: most uncertain first (click to open)", max_height=300)
                     with gr.Accordion("Export", open=True):
                         exp_which = gr.Radio(["edited and done", "all"], value="edited and done", label="Images")
                         exp_int = gr.Checkbox(False, label="Integer coordinates (dlib-compatible; rounds points)")
                         exp_btn = gr.Button("Export XML · .pts · COCO", variant="primary", elem_id="flm-export")
-                        exp_files = gr.File(label="Exports", file_count="multiple", interactive=False)
+                        exp_files = gr.File(label="Exports", file_count="multiple", interactive=False, visible=False)
                         exp_md = gr.Markdown(elem_id="flm-export-md")
                 with gr.Column(scale=3):
                     editor = gr.HTML(value={}, html_template=EDITOR_TEMPLATE, css_template=EDITOR_CSS,
@@ -818,6 +870,10 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                         done_btn = gr.Button("✓ Done, next", variant="primary", elem_id="flm-done")
                         next_btn = gr.Button("Next ▶", elem_id="flm-next")
                     gr.HTML(SHORTCUTS)
+                    queue_df = gr.Dataframe(headers=["#", "image", "faces", "uncertainty %", "status"],
+                                            datatype=["str", "str", "number", "number", "str"], interactive=False,
+                                            label="Queue: most uncertain first (click a row to open it)",
+                                            max_height=260, column_widths=["8%", "52%", "10%", "15%", "15%"])
 
         # ---------------------------------------------------------------- Retrain
         with gr.Tab("Retrain", id="retrain"):
@@ -833,7 +889,8 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                     rt_btn = gr.Button("Fine-tune now", variant="primary")
                     rt_use_btn = gr.Button("Use the fine-tuned model", interactive=True)
                 with gr.Column(scale=2):
-                    rt_cmd = gr.Code(label="Command", language="shell", interactive=False, lines=3)
+                    rt_cmd = gr.Code(label="Command", language="shell", interactive=False, lines=4, wrap_lines=True,
+                                     elem_id="flm-retrain")
                     rt_md = gr.Markdown()
                     rt_table = gr.Dataframe(headers=["model", "faces", "NME %", "median %"], interactive=False,
                                             label="Before / after")
@@ -851,8 +908,9 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
     load_btn.click(load_model, model_in, model_md, api_name="load_model")
     model_in.submit(load_model, model_in, model_md, api_name=False)
 
+    show_files = dict(fn=lambda f: gr.File(visible=bool(f)), api_name=False, show_progress="hidden")
     predict_btn.click(predict, [photo, scheme_in, model_in, refine_in], [drawn_out, predict_md, json_out, files_out],
-                      api_name="predict")
+                      api_name="predict").then(inputs=files_out, outputs=files_out, **show_files)
 
     cmp_btn.click(compare, [cmp_data, cmp_index, model_in], [cmp_img, cmp_table, cmp_md], api_name="compare")
     cmp_index.release(compare, [cmp_data, cmp_index, model_in], [cmp_img, cmp_table, cmp_md], api_name=False)
@@ -877,7 +935,8 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
     done_btn.click(annotate_done, [project_in, editor], nav_out, api_name="annotate_done", show_progress="hidden")
     repredict_btn.click(repredict, [project_in, editor, model_in], nav_out, api_name="repredict")
     queue_df.select(goto_selected, [project_in, editor], nav_out, api_name=False, show_progress="hidden")
-    exp_btn.click(export, [project_in, exp_which, exp_int], [exp_files, exp_md], api_name="export")
+    exp_btn.click(export, [project_in, exp_which, exp_int], [exp_files, exp_md], api_name="export") \
+        .then(inputs=exp_files, outputs=exp_files, **show_files)
 
     rt_cmd_btn.click(retrain_command, [project_in, model_in, rt_epochs, rt_max], rt_cmd, api_name="retrain_command")
     rt_btn.click(retrain_command, [project_in, model_in, rt_epochs, rt_max], rt_cmd, api_name=False) \

@@ -10,6 +10,8 @@ Coordinates are image pixels, 0-based with pixel centres at integers: the SVG's 
 the image's, with the picture drawn from -0.5 to W-0.5, so what the browser shows and what
 Python saves are the same numbers.
 
+Faces the model is unsure about (``face_uncertainty`` above 8% NME) get an amber box.
+
 Keyboard (when no text field has focus): ← / → or P / N previous / next image, D done and next,
 Ctrl+Z / Ctrl+Shift+Z (or Ctrl+Y) undo / redo, + / - / 0 zoom in / out / fit, Shift+arrows nudge
 the selected point by one pixel, Esc deselect, L toggle point numbers. Navigation presses the
@@ -40,9 +42,10 @@ TEMPLATE = """
     <button type="button" data-act="undo" title="Undo (Ctrl+Z)">&#8630; Undo</button>
     <button type="button" data-act="redo" title="Redo (Ctrl+Shift+Z)">&#8631; Redo</button>
     <span class="flm-sep"></span>
-    <button type="button" data-act="zoomin" title="Zoom in (+, or the mouse wheel)">&#xFF0B;</button>
-    <button type="button" data-act="zoomout" title="Zoom out (-)">&#xFF0D;</button>
+    <button type="button" data-act="zoomin" title="Zoom in (+, or the mouse wheel)">+</button>
+    <button type="button" data-act="zoomout" title="Zoom out (-)">&minus;</button>
     <button type="button" data-act="fit" title="Fit the image (0)">Fit</button>
+    <span class="flm-zoom">100%</span>
     <span class="flm-sep"></span>
     <button type="button" data-act="labels" title="Show point numbers (L)"># Numbers</button>
     <span class="flm-grow"></span>
@@ -67,6 +70,7 @@ CSS = """
 .flm-toolbar button.on { background: var(--color-accent-soft); border-color: var(--color-accent); }
 .flm-sep { width: 1px; height: 20px; background: var(--border-color-primary); margin: 0 4px; }
 .flm-grow { flex: 1; }
+.flm-zoom { font-size: 12px; color: var(--body-text-color-subdued); min-width: 42px; font-variant-numeric: tabular-nums; }
 .flm-chip { font-size: 12px; font-weight: 600; padding: 2px 10px; border-radius: 999px; text-transform: uppercase;
   letter-spacing: .04em; background: var(--neutral-200); color: var(--neutral-700); }
 .flm-chip[data-status="predicted"] { background: #fef3c7; color: #92400e; }
@@ -84,6 +88,7 @@ CSS = """
   pointer-events: none; }
 .flm-box { fill: transparent; stroke: #38bdf8; stroke-width: 1.5px; stroke-dasharray: 6 4;
   vector-effect: non-scaling-stroke; cursor: move; pointer-events: stroke; }
+.flm-box.doubt { stroke: #f59e0b; stroke-width: 2.5px; stroke-dasharray: none; }
 .flm-handle { fill: #f8fafc; stroke: #0284c7; stroke-width: 1.5px; vector-effect: non-scaling-stroke; }
 .flm-handle.c0, .flm-handle.c3 { cursor: nwse-resize; }
 .flm-handle.c1, .flm-handle.c2 { cursor: nesw-resize; }
@@ -127,16 +132,30 @@ function fit() { view = {x: -0.5, y: -0.5, w: S.width, h: S.height}; applyView()
 function applyView() {
   svg.setAttribute('viewBox', `${view.x} ${view.y} ${view.w} ${view.h}`);
   resize();
+  const z = element.querySelector('.flm-zoom');
+  if (z && S) z.textContent = Math.round(100 * S.width / view.w) + '%';
+}
+function faceSize(f) {  // on-screen size of a face, to keep small faces' dots from piling up
+  const face = S.faces[f];
+  const b = face.box || [0, 0, S.width, S.height];
+  return Math.max(b[2] - b[0], b[3] - b[1]) * scale();
 }
 function resize() {
   if (!S) return;
   const k = scale();
-  svg.querySelectorAll('.flm-pt').forEach(c => c.setAttribute('r', (c.classList.contains('sel') ? 6 : 4) / k));
+  svg.querySelectorAll('.flm-pt').forEach(c => {
+    const r = Math.min(4.5, Math.max(1.8, 0.014 * faceSize(+c.dataset.face)));
+    c.setAttribute('r', (c.classList.contains('sel') ? r + 2 : r) / k);
+  });
   svg.querySelectorAll('.flm-handle').forEach(h => {
     const s = 9 / k; h.setAttribute('width', s); h.setAttribute('height', s);
     h.setAttribute('x', +h.dataset.cx - s / 2); h.setAttribute('y', +h.dataset.cy - s / 2);
   });
-  svg.querySelectorAll('.flm-label').forEach(t => t.setAttribute('font-size', 11 / k));
+  svg.querySelectorAll('.flm-label').forEach(t => {
+    const fs = Math.min(11, 0.035 * faceSize(+t.dataset.face));
+    t.setAttribute('font-size', fs / k); t.setAttribute('dx', 0.6 * fs / k); t.setAttribute('dy', -0.4 * fs / k);
+    t.style.display = fs < 6 ? 'none' : '';
+  });
   svg.dataset.scale = k;
 }
 function linePoints(face, idx) { return idx.map(i => `${face.points[i][0]},${face.points[i][1]}`).join(' '); }
@@ -151,7 +170,9 @@ function drawFace(g, f) {
   }
   if (face.box) {
     const [x1, y1, x2, y2] = face.box;
-    mk('rect', {class: 'flm-box', x: x1, y: y1, width: x2 - x1, height: y2 - y1, 'data-face': f}, g);
+    const doubt = (S.face_uncertainty || [])[f] > 0.08;
+    const r = mk('rect', {class: 'flm-box' + (doubt ? ' doubt' : ''), x: x1, y: y1, width: x2 - x1, height: y2 - y1, 'data-face': f}, g);
+    if (doubt) { const t = mk('title', {}, r); t.textContent = 'The model is unsure about this face: check it first'; }
     [[x1, y1], [x2, y1], [x1, y2], [x2, y2]].forEach(([cx, cy], c) => {
       const h = mk('rect', {class: 'flm-handle c' + c, 'data-face': f, 'data-corner': c}, g);
       h.dataset.cx = cx; h.dataset.cy = cy;
@@ -161,7 +182,7 @@ function drawFace(g, f) {
     const c = mk('circle', {class: 'flm-pt', cx: p[0], cy: p[1], r: 4, 'data-face': f, 'data-pt': i}, g);
     if (sel && sel[0] === f && sel[1] === i) c.classList.add('sel');
     if (labels) {
-      const t = mk('text', {class: 'flm-label', x: p[0], y: p[1], dx: 0, dy: 0}, g);
+      const t = mk('text', {class: 'flm-label', x: p[0], y: p[1], dx: 0, dy: 0, 'data-face': f}, g);
       t.textContent = i;
     }
   });
@@ -173,9 +194,6 @@ function draw() {
   gFaces = mk('g', {class: 'flm-faces'}, svg);
   S.faces.forEach((_, f) => drawFace(mk('g', {}, gFaces), f));
   resize();
-  if (labels) svg.querySelectorAll('.flm-label').forEach(t => {
-    const k = scale(); t.setAttribute('dx', 5 / k); t.setAttribute('dy', -5 / k);
-  });
 }
 function redrawFace(f) {
   const g = gFaces && gFaces.children[f];
@@ -223,9 +241,14 @@ function zoom(factor, cx, cy) {
 function load(v) {
   if (!v || !v.item || !v.image) { S = null; ed.classList.add('empty'); svg.innerHTML = ''; info(); return; }
   ed.classList.remove('empty');
+  const same = S && S.item === v.item && S.project === v.project;
+  if (same) {  // the same image again (re-predicted, marked done): keep the view, make the change undoable
+    if (JSON.stringify(S.faces) !== JSON.stringify(v.faces)) { hist.push(clone(S.faces)); fut = []; }
+  } else { hist = []; fut = []; sel = null; }
+  drag = null;
   S = Object.assign({}, v, {faces: clone(v.faces || [])});
-  hist = []; fut = []; sel = null; drag = null;
-  fit(); draw(); info();
+  if (!same || !view) fit(); else applyView();
+  draw(); select(sel && S.faces[sel[0]] ? sel : null);
 }
 
 svg.addEventListener('pointerdown', e => {
@@ -354,6 +377,7 @@ def editor_value(project: str, item, index: int, count: int, image_path: str | P
         "project": project, "item": item.id, "name": item.name, "index": int(index), "count": int(count),
         "status": item.status, "uncertainty": float(item.uncertainty), "width": int(item.width),
         "height": int(item.height), "image": display_data_url(image_path), "faces": item.faces,
+        "face_uncertainty": [float(u) for u in (item.face_uncertainty or [])],
         "names": list(sch.names), "lines": lines, "dirty": False,
     }
 

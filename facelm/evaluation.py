@@ -1,7 +1,8 @@
 """Accuracy of a FaceLandmarker on annotated photos, through the same path as inference on real
 photos (decode, crop, model, map back), with boxes from the ground truth or from the face detector.
 
-Ground-truth boxes are the tight box of each face's landmarks (300-W's bb_ground_truth). With the
+Ground-truth boxes are the tight box of each face's landmarks (300-W's bb_ground_truth; estimated
+by :func:`facelm.face_box.face_box` for schemes of fewer points). With the
 detector, each annotated face takes the detection that overlaps its landmark box best (IoU > 0.5,
 one detection per face); a face the detector misses gets NaN landmarks, which the metrics count as
 a failure at every threshold.
@@ -15,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from .annotation import landmark_box
+from .face_box import face_box
 from .metrics import EvalResult, nme, per_subset, point_errors
 from .schemes import get_scheme
 
@@ -32,7 +33,9 @@ class AnnotatedPhoto:
 
     @property
     def boxes(self) -> np.ndarray:
-        return landmark_box(self.landmarks).reshape(-1, 4)
+        """(M, 4) face boxes in the model's convention (the 68-point tight box, estimated from the
+        points of other schemes)."""
+        return face_box(self.landmarks, self.scheme).reshape(-1, 4)
 
 
 def iter_annotated(paths: Sequence[str | Path], every: int = 1) -> Iterator[AnnotatedPhoto]:
@@ -64,14 +67,24 @@ class EvalPredictions:
     subsets: np.ndarray
     scheme: str
 
+    @property
+    def found(self) -> np.ndarray:
+        """(N,) bool: the face got landmarks (always, with ground-truth boxes)."""
+        return np.isfinite(self.pred).all(axis=(1, 2))
+
     def errors(self, norm: str = "interocular") -> np.ndarray:
+        """(N,) NME per face; inf for a missed face."""
         return nme(self.pred, self.gt, self.scheme, norm)
 
-    def results(self, norm: str = "interocular") -> dict[str, EvalResult]:
-        pe = point_errors(self.pred, self.gt, self.scheme, norm)
-        errors = nme(self.pred, self.gt, self.scheme, norm)
-        single = len(set(self.subsets.tolist())) == 1
-        return per_subset(errors, self.subsets, pe, norm=norm, all_label=None if single else "all")
+    def results(self, norm: str = "interocular", found_only: bool = False) -> dict[str, EvalResult]:
+        """Per subset (and "all" when there are several). ``found_only`` leaves out the faces the
+        detector missed; otherwise they count as failures (and make the mean NME infinite)."""
+        keep = self.found if found_only else np.ones(len(self.pred), bool)
+        pe = point_errors(self.pred[keep], self.gt[keep], self.scheme, norm)
+        errors = nme(self.pred[keep], self.gt[keep], self.scheme, norm)
+        labels = self.subsets[keep]
+        single = len(set(labels.tolist())) == 1
+        return per_subset(errors, labels, pe, norm=norm, all_label=None if single else "all")
 
 
 def predict_annotated(landmarker: object, photos: Sequence[AnnotatedPhoto], boxes: BoxSource = "gt",
@@ -79,7 +92,7 @@ def predict_annotated(landmarker: object, photos: Sequence[AnnotatedPhoto], boxe
     """Run ``landmarker`` (a :class:`facelm.FaceLandmarker`) on every annotated face."""
     from tqdm import tqdm
 
-    from .detect.calibrate import greedy_matches
+    from .detect import greedy_matches
     from .errors import FacelmError
     if not photos:
         raise FacelmError("no annotated faces to evaluate")

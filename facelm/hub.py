@@ -1,6 +1,8 @@
 """Model save/load on the Hugging Face Hub or local folders: config.json + model.safetensors + README.md."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 from pathlib import Path
@@ -26,7 +28,10 @@ def load_model(spec: str | os.PathLike | None = None) -> LandmarkModel:
         if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
             raise ModelLoadError(f"{path}: not a facelm model folder (needs config.json and model.safetensors)")
         try:
-            return LandmarkModel.from_pretrained(path).eval()
+            # huggingface_hub print()s "Loading weights from local directory", which would end up in
+            # the CLI's stdout (results, tables) and in every user's console.
+            with contextlib.redirect_stdout(io.StringIO()):
+                return LandmarkModel.from_pretrained(path).eval()
         except Exception as e:  # a corrupt file or a config from another library
             raise ModelLoadError(f"{path}: cannot load model ({type(e).__name__}: {e})") from e
     s = str(spec)

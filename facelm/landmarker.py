@@ -13,9 +13,10 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .annotation import AnnotatedImage, Face, landmark_box
+from .annotation import AnnotatedImage, Face
 from .crop import crop_matrix, invert, transform_points, warp
 from .errors import ImageError
+from .face_box import face_box
 from .hub import load_model
 from .image import ImageLike, MAX_PIXELS, to_rgb_array
 from .models import LandmarkModel
@@ -76,9 +77,9 @@ class FaceLandmarker:
                  max_pixels: int = MAX_PIXELS):
         self.model = model.eval()
         self.scheme = get_scheme(model.scheme)
-        if detector == "default":
+        if isinstance(detector, str):  # "default", "haar", "dlib", ...
             from .detect import get_detector
-            detector = get_detector("default")
+            detector = get_detector(detector)
         self.detector = detector
         self.flip_test = flip_test
         self.refine = refine
@@ -156,7 +157,7 @@ class FaceLandmarker:
             scores = np.ones(len(b), np.float32)
         pts = self._landmarks_from_boxes(img, b)
         if (self.refine if refine is None else refine) and len(b):
-            b = landmark_box(pts)
+            b = face_box(pts, self.scheme)
             pts = self._landmarks_from_boxes(img, b)
         out_scheme = self.scheme.name
         if scheme is not None and get_scheme(scheme).name != self.scheme.name:

@@ -20,3 +20,15 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "README.md").exists():
         pytest.skip(f"real data not found at {SHARED_DATA} (set FACELM_SHARED_DATA or put shared/ beside the repo)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's inference on one torch thread. Test machines are often busy (a training run,
+    parallel jobs), and then torch's multi-threaded kernels mostly wait for descheduled threads: a
+    batch-1 forward took 30x longer on 2 threads than on 1 on a 2-core machine with one core busy."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from facelm.crop_cache import CropCache, build_cache, cache_key
+from facelm.face_box import face_box
 from facelm.schemes import Scheme
 
 
@@ -31,15 +32,9 @@ def _rows(ds, scheme: Scheme):
         if pts.shape[0] != scheme.num_points:
             raise ValueError(f"data has {pts.shape[0]} points per face, the model's scheme {scheme.name} has "
                              f"{scheme.num_points}")
-        yield {"image": row["image"], "landmarks": pts, "box": _train_box(pts, row.get("box")),
-               "source": row.get("source", "")}
-
-
-def _train_box(pts: np.ndarray, box) -> np.ndarray:
-    # Training always frames faces by their landmarks' tight box (jittered by augmentation); detector
-    # boxes are mapped onto that convention at inference.
-    from facelm.annotation import landmark_box
-    return landmark_box(pts)
+        # Training frames faces by the box their landmarks imply (jittered by augmentation), never by a
+        # box from the file: detectors are calibrated to that same convention at inference.
+        yield {"image": row["image"], "landmarks": pts, "box": face_box(pts, scheme), "source": row.get("source", "")}
 
 
 def _cached(spec_parts: list[str], split: str, spec: DataSpec, input_size: int, crop_scale: float,

@@ -3,7 +3,7 @@
 Box convention: a detector returns boxes as the landmark model wants them, the tight box of the 68
 landmarks (brows to chin, jaw side to side; 300-W's ``bb_ground_truth``), x1, y1, x2, y2 in 0-based
 pixel coordinates. The model was trained on crops made from such boxes (:mod:`facelm.crop`), so a
-box framed differently (a Haar box reaches the forehead and stops at the lips) would feed it faces
+box framed differently (a Haar box reaches up the forehead and stops above the chin) would feed it faces
 shifted and scaled unlike anything it saw. Each detector's raw boxes go through a
 :class:`BoxCalibration` fitted on 300-W faces (``python -m facelm.detect calibrate``).
 """
@@ -25,25 +25,60 @@ def empty_detections() -> Detections:
     return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
 
 
+@dataclass
+class RawDetections:
+    """A detector's own boxes, before calibration."""
+    boxes: np.ndarray
+    """(N, 4) float32 x1, y1, x2, y2 in image pixels."""
+    scores: np.ndarray
+    mirrored: np.ndarray
+    """(N,) bool: found on the mirrored photo (a profile cascade looks one way; run on the mirror
+    it finds faces looking the other way, and its box sits off the face centre the other way)."""
+
+    @classmethod
+    def of(cls, boxes: np.ndarray, scores: np.ndarray, mirrored: bool | np.ndarray = False) -> RawDetections:
+        b = np.asarray(boxes, np.float32).reshape(-1, 4)
+        flags = np.broadcast_to(np.asarray(mirrored, bool), len(b)).copy()
+        return cls(b, np.asarray(scores, np.float32).reshape(-1), flags)
+
+    @classmethod
+    def concat(cls, parts: list[RawDetections]) -> RawDetections:
+        return cls(np.concatenate([p.boxes for p in parts]).reshape(-1, 4),
+                   np.concatenate([p.scores for p in parts]), np.concatenate([p.mirrored for p in parts]))
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def take(self, idx: np.ndarray) -> RawDetections:
+        return RawDetections(self.boxes[idx], self.scores[idx], self.mirrored[idx])
+
+
 @dataclass(frozen=True)
 class BoxCalibration:
     """Maps a detector's raw box to the landmark box: the centre moves by (dx, dy) raw box widths /
-    heights and the size scales by (sx, sy)."""
+    heights (dx the other way for boxes found on the mirrored photo) and the size scales by (sx, sy)."""
     dx: float = 0.0
     dy: float = 0.0
     sx: float = 1.0
     sy: float = 1.0
 
-    def apply(self, boxes: np.ndarray) -> np.ndarray:
+    def apply(self, boxes: np.ndarray, mirrored: np.ndarray | None = None) -> np.ndarray:
         b = np.asarray(boxes, np.float64).reshape(-1, 4)
         w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-        cx = (b[:, 0] + b[:, 2]) / 2 + self.dx * w
+        dx = self.dx if mirrored is None else np.where(mirrored, -self.dx, self.dx)
+        cx = (b[:, 0] + b[:, 2]) / 2 + dx * w
         cy = (b[:, 1] + b[:, 3]) / 2 + self.dy * h
         hw, hh = self.sx * w / 2, self.sy * h / 2
         return np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1).astype(np.float32)
 
+    def inverse(self) -> BoxCalibration:
+        """The mapping back: a landmark box to the box this detector would draw (for tools, such as
+        dlib's shape predictor, that expect their own detector's framing)."""
+        return BoxCalibration(-self.dx / self.sx, -self.dy / self.sy, 1 / self.sx, 1 / self.sy)
+
     @classmethod
-    def fit(cls, raw: np.ndarray, target: np.ndarray, outlier_sd: float = 3.0) -> BoxCalibration:
+    def fit(cls, raw: np.ndarray, target: np.ndarray, mirrored: np.ndarray | None = None,
+            outlier_sd: float = 3.0) -> BoxCalibration:
         """Least squares in raw-box units (so big and small faces weigh the same), over matched
         (raw, target) box pairs; pairs more than ``outlier_sd`` robust SDs off the first fit (wrong
         matches, a box on the neighbouring face) are dropped and the fit redone."""
@@ -53,8 +88,9 @@ class BoxCalibration:
             raise ValueError(f"need matched box pairs to fit a calibration, got {len(raw)} and {len(target)}")
         w, h = raw[:, 2] - raw[:, 0], raw[:, 3] - raw[:, 1]
         # Each column is one parameter's per-face estimate; its least-squares fit is the mean.
+        sign = 1.0 if mirrored is None else np.where(np.asarray(mirrored, bool), -1.0, 1.0)
         samples = np.stack([
-            ((target[:, 0] + target[:, 2]) - (raw[:, 0] + raw[:, 2])) / 2 / w,
+            sign * ((target[:, 0] + target[:, 2]) - (raw[:, 0] + raw[:, 2])) / 2 / w,
             ((target[:, 1] + target[:, 3]) - (raw[:, 1] + raw[:, 3])) / 2 / h,
             (target[:, 2] - target[:, 0]) / w,
             (target[:, 3] - target[:, 1]) / h,
@@ -68,27 +104,40 @@ class BoxCalibration:
         return cls(round(float(dx), 4), round(float(dy), 4), round(float(sx), 4), round(float(sy), 4))
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, 4) x (M, 4) -> (N, M) intersection over union."""
+def _intersections(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, 4) x (M, 4) -> (N, M) intersection areas, (N, 1) areas of a, (1, M) areas of b."""
     a = np.asarray(a, np.float64).reshape(-1, 4)[:, None]
     b = np.asarray(b, np.float64).reshape(-1, 4)[None]
     iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
     ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return iw * ih, (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]), (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, 4) x (M, 4) -> (N, M) intersection over union."""
+    inter, area_a, area_b = _intersections(a, b)
     return inter / np.maximum(area_a + area_b - inter, 1e-9)
+
+
+def greedy_matches(det: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> list[tuple[int, int]]:
+    """(detection, face) index pairs matched one-to-one with IoU above ``threshold``, best pairs first."""
+    if len(det) == 0 or len(gt) == 0:
+        return []
+    iou = box_iou(det, gt)
+    pairs = []
+    while True:
+        n, m = np.unravel_index(int(np.argmax(iou)), iou.shape)
+        if iou[n, m] <= threshold:
+            return pairs
+        pairs.append((int(n), int(m)))
+        iou[n, :] = -1
+        iou[:, m] = -1
 
 
 def _overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N, M) intersection over the smaller box's area: 1 where one box lies inside the other."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)[:, None]
-    b = np.asarray(b, np.float64).reshape(-1, 4)[None]
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return iw * ih / np.maximum(np.minimum(area_a, area_b), 1e-9)
+    inter, area_a, area_b = _intersections(a, b)
+    return inter / np.maximum(np.minimum(area_a, area_b), 1e-9)
 
 
 def suppress(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.3, nested: float = 0.7) -> np.ndarray:
@@ -107,15 +156,15 @@ def suppress(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.3, nested: fl
     return np.asarray(keep, dtype=np.int64)
 
 
-def group_windows(boxes: np.ndarray, weights: np.ndarray, min_neighbors: int, iou: float = 0.5, score: str = 'sumw') -> Detections:
+def group_windows(boxes: np.ndarray, min_neighbors: int, iou: float = 0.5) -> Detections:
     """Merge a sliding-window detector's raw hits into one box per face.
 
     Hits overlapping by more than ``iou`` (transitively) form a group; a group needs more than
     ``min_neighbors`` hits (a real face fires at many nearby positions and scales, a false alarm at
-    few). Its box is the mean of its hits; its score adds the hits' confidences, so it grows with
-    both the number of hits and how surely each passed the cascade."""
+    few). Its box is the mean of its hits and its score the number of hits: unlike a cascade's stage
+    sums, that means the same for every cascade, so boxes from several cascades can be ranked
+    together (summing the stage sums instead ranked no better on 300-W and dlib's photos)."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    weights = np.asarray(weights, np.float64).reshape(-1)
     n = len(boxes)
     if n == 0:
         return empty_detections()
@@ -133,7 +182,7 @@ def group_windows(boxes: np.ndarray, weights: np.ndarray, min_neighbors: int, io
         if members.sum() <= min_neighbors:
             continue
         out_boxes.append(boxes[members].mean(axis=0))
-        out_scores.append(members.sum() if score == 'count' else np.clip(weights[members] + 3, 0, None).sum())
+        out_scores.append(members.sum())
     if not out_boxes:
         return empty_detections()
     b, s = np.asarray(out_boxes, np.float32), np.asarray(out_scores, np.float32)
@@ -142,42 +191,69 @@ def group_windows(boxes: np.ndarray, weights: np.ndarray, min_neighbors: int, io
 
 
 class FaceDetector(ABC):
-    """Photo -> face boxes in the landmark-box convention (see the module docstring).
+    """Anything with ``detect(image) -> (boxes, scores)`` in the landmark-box convention."""
+
+    name: str = "detector"
+
+    @abstractmethod
+    def detect(self, image: ImageLike) -> Detections:
+        """``image`` HxWx3 uint8 RGB (or anything :func:`facelm.image.to_rgb_array` takes) ->
+        (boxes (N, 4) float32 x1, y1, x2, y2 landmark boxes, scores (N,) float32), best first."""
+
+
+class CalibratedDetector(FaceDetector):
+    """A detector whose raw boxes go through one :class:`BoxCalibration`.
 
     Photos larger than ``max_side`` on their longest side are shrunk for detection (detectors slow
     down with the pixel count, and faces in big photos are big), and boxes are mapped back."""
-
-    name: str = "detector"
 
     def __init__(self, calibration: BoxCalibration, max_side: int | None):
         self.calibration = calibration
         self.max_side = max_side
 
     def detect(self, image: ImageLike) -> Detections:
-        """``image`` HxWx3 uint8 RGB (or anything :func:`facelm.image.to_rgb_array` takes) ->
-        (boxes (N, 4) float32 x1, y1, x2, y2 landmark boxes, scores (N,) float32), best first."""
-        boxes, scores = self.detect_raw(image)
-        return self.calibration.apply(boxes), scores
+        raw = self.detect_raw(image)
+        return self.calibration.apply(raw.boxes, raw.mirrored), raw.scores
 
-    def detect_raw(self, image: ImageLike) -> Detections:
-        """Like :meth:`detect` but the detector's own boxes, before calibration."""
+    def detect_raw(self, image: ImageLike) -> RawDetections:
+        """The detector's own boxes, before calibration, best first."""
         img = to_rgb_array(image)
         h, w = img.shape[:2]
-        scale = 1.0
         if self.max_side and max(h, w) > self.max_side:
             scale = self.max_side / max(h, w)
             img = cv2.resize(img, (max(round(w * scale), 1), max(round(h * scale), 1)), interpolation=cv2.INTER_AREA)
-        boxes, scores = self._detect(img)
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        raw = self._detect(img)
         # Pixel edges (pixel i spans [i, i+1)) scale exactly; -0.5 converts back to pixel centres.
         sx, sy = w / img.shape[1], h / img.shape[0]
-        boxes = (boxes + 0.5) * np.array([sx, sy, sx, sy]) - 0.5
-        order = np.argsort(-np.asarray(scores, np.float32), kind="stable")
-        return boxes[order].astype(np.float32), np.asarray(scores, np.float32).reshape(-1)[order]
+        raw.boxes = ((raw.boxes.astype(np.float64) + 0.5) * np.array([sx, sy, sx, sy]) - 0.5).astype(np.float32)
+        return raw.take(np.argsort(-raw.scores, kind="stable"))
 
     @abstractmethod
-    def _detect(self, image: np.ndarray) -> Detections:
-        """Raw boxes in the (possibly shrunk) image's pixel-centre coordinates, and scores."""
+    def _detect(self, image: np.ndarray) -> RawDetections:
+        """Raw boxes in the (possibly shrunk) image's pixel-centre coordinates."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(calibration={self.calibration}, max_side={self.max_side})"
+
+
+class CombinedDetector(FaceDetector):
+    """Several detectors on the same photo (e.g. a frontal and a profile cascade): their calibrated
+    boxes are pooled and duplicates of one face suppressed, the higher score winning."""
+
+    def __init__(self, detectors: list[FaceDetector], name: str = "combined"):
+        self.detectors = list(detectors)
+        self.name = name
+
+    def detect(self, image: ImageLike) -> Detections:
+        img = to_rgb_array(image)
+        return self.merge([d.detect(img) for d in self.detectors])
+
+    @staticmethod
+    def merge(parts: list[Detections]) -> Detections:
+        boxes = np.concatenate([b for b, _ in parts]).reshape(-1, 4).astype(np.float32)
+        scores = np.concatenate([s for _, s in parts]).astype(np.float32)
+        keep = suppress(boxes, scores)
+        return boxes[keep], scores[keep]
+
+    def __repr__(self) -> str:
+        return f"CombinedDetector({self.detectors!r}, name={self.name!r})"

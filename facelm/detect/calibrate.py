@@ -16,28 +16,19 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ..evaluation import AnnotatedPhoto, iter_annotated
 from ..image import to_rgb_array
-from .base import BoxCalibration, FaceDetector, box_iou
-
-IOU_HIT = 0.5
-
+from .base import BoxCalibration, CalibratedDetector, CombinedDetector, RawDetections, box_iou, greedy_matches
 
 @dataclass
 class DetectorRun:
     """Raw detections of one detector on a list of photos."""
     photos: list[AnnotatedPhoto]
-    raw: list[tuple[np.ndarray, np.ndarray]]
+    raw: list[RawDetections]
     seconds: list[float]
-
-    @property
-    def ms_per_photo(self) -> float:
-        return 1000 * float(np.mean(self.seconds)) if self.seconds else float("nan")
-
 
 @dataclass
 class DetectionStats:
@@ -57,7 +48,7 @@ class DetectionStats:
         return self.detected_centre / max(self.faces, 1)
 
 
-def run_detector(detector: FaceDetector, photos: list[AnnotatedPhoto], progress: bool = True) -> DetectorRun:
+def run_detector(detector: CalibratedDetector, photos: list[AnnotatedPhoto], progress: bool = True) -> DetectorRun:
     from tqdm import tqdm
     raw, seconds = [], []
     for ph in tqdm(photos, desc=detector.name, disable=not progress, leave=False):
@@ -83,49 +74,47 @@ def centre_matches(det: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return _contains(det, _centres(gt)) & _contains(gt, _centres(det)).T
 
 
-def matched_pairs(run: DetectorRun) -> tuple[np.ndarray, np.ndarray]:
-    """(raw boxes, landmark boxes) of the faces matched for fitting (see the module docstring)."""
-    raw_boxes, targets = [], []
-    for ph, (boxes, _) in zip(run.photos, run.raw):
-        if len(boxes) == 0:
+def matched_pairs(run: DetectorRun) -> tuple[RawDetections, np.ndarray]:
+    """(raw detections, landmark boxes) of the faces matched for fitting (see the module docstring)."""
+    matched, targets = [], []
+    for ph, raw in zip(run.photos, run.raw):
+        if len(raw) == 0:
             continue
-        ok = centre_matches(boxes, ph.boxes)
-        iou = np.where(ok, box_iou(boxes, ph.boxes), -1.0)
-        for m in range(len(ph.boxes)):
+        gt = ph.boxes
+        iou = np.where(centre_matches(raw.boxes, gt), box_iou(raw.boxes, gt), -1.0)
+        for m in range(len(gt)):
             n = int(np.argmax(iou[:, m]))
             if iou[n, m] >= 0:
-                raw_boxes.append(boxes[n])
-                targets.append(ph.boxes[m])
-    return np.asarray(raw_boxes, np.float32).reshape(-1, 4), np.asarray(targets, np.float32).reshape(-1, 4)
+                matched.append(raw.take(np.array([n])))
+                targets.append(gt[m])
+    if not matched:
+        return RawDetections.of(np.zeros((0, 4)), np.zeros(0)), np.zeros((0, 4), np.float32)
+    return RawDetections.concat(matched), np.asarray(targets, np.float32)
 
 
 def fit_calibration(run: DetectorRun) -> BoxCalibration:
     raw, target = matched_pairs(run)
-    return BoxCalibration.fit(raw, target)
+    return BoxCalibration.fit(raw.boxes, target, raw.mirrored)
 
 
-def greedy_matches(det: np.ndarray, gt: np.ndarray, threshold: float = IOU_HIT) -> list[tuple[int, int]]:
-    """(detection, face) index pairs matched one-to-one with IoU above ``threshold``, best pairs first."""
-    if len(det) == 0 or len(gt) == 0:
-        return []
-    iou = box_iou(det, gt)
-    pairs = []
-    while True:
-        n, m = np.unravel_index(int(np.argmax(iou)), iou.shape)
-        if iou[n, m] <= threshold:
-            return pairs
-        pairs.append((int(n), int(m)))
-        iou[n, :] = -1
-        iou[:, m] = -1
+def combine_runs(runs: list[DetectorRun], calibrations: list[BoxCalibration]) -> DetectorRun:
+    """What a CombinedDetector of these detectors finds, from their stored runs (no re-detection);
+    its boxes are already calibrated."""
+    raw = []
+    for per_photo in zip(*(r.raw for r in runs)):
+        boxes, scores = CombinedDetector.merge([(c.apply(d.boxes, d.mirrored), d.scores)
+                                                for d, c in zip(per_photo, calibrations)])
+        raw.append(RawDetections.of(boxes, scores))
+    return DetectorRun(runs[0].photos, raw, [sum(s) for s in zip(*(r.seconds for r in runs))])
 
 
 def detection_stats(run: DetectorRun, calibration: BoxCalibration, subset: str | None = None) -> DetectionStats:
     faces = hit_iou = hit_centre = dets = photos = 0
     seconds = []
-    for ph, (boxes, _), sec in zip(run.photos, run.raw, run.seconds):
+    for ph, raw, sec in zip(run.photos, run.raw, run.seconds):
         if subset is not None and ph.subset != subset:
             continue
-        cal = calibration.apply(boxes)
+        cal = calibration.apply(raw.boxes, raw.mirrored)
         photos += 1
         faces += len(ph.boxes)
         dets += len(cal)
@@ -141,10 +130,13 @@ def report(name: str, run: DetectorRun, calibration: BoxCalibration) -> str:
     rows = [(s, detection_stats(run, calibration, s)) for s in subsets]
     if len(subsets) > 1:
         rows.append(("all", detection_stats(run, calibration)))
+    w = max(len(s) for s, _ in rows + [("subset", None)])
     lines = [f"{name}: {calibration}",
-             f"  {'subset':<16} {'photos':>6} {'faces':>6} {'IoU>0.5':>8} {'centre':>8} {'dets/photo':>10} {'ms/photo':>9}"]
+             f"  {'subset':<{w}} {'photos':>6} {'faces':>6} {'IoU>0.5':>8} {'centre':>8} {'dets/photo':>10} "
+             f"{'ms/photo':>9}"]
     for s, st in rows:
-        lines.append(f"  {s:<16} {st.photos:>6} {st.faces:>6} {100 * st.rate_iou:>7.1f}% {100 * st.rate_centre:>7.1f}% "
+        lines.append(f"  {s:<{w}} {st.photos:>6} {st.faces:>6} {100 * st.rate_iou:>7.1f}% "
+                     f"{100 * st.rate_centre:>7.1f}% "
                      f"{st.detections / max(st.photos, 1):>10.2f} {st.ms_per_photo:>9.1f}")
     return "\n".join(lines)
 
@@ -157,20 +149,33 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("calibrate", help="refit the box calibrations and print them with detection rates")
     c.add_argument("--data", nargs="+", required=True, help="annotated photos (e.g. the 300w folder)")
-    c.add_argument("--detector", nargs="+", default=None, help=f"default: every available one ({available_detectors()})")
+    c.add_argument("--detector", nargs="+", default=None, help=f"default: all of {available_detectors()}")
     c.add_argument("--every", type=int, default=1, help="use every n-th photo (quicker)")
     a = p.parse_args(argv)
     try:
         photos = list(iter_annotated(a.data, a.every))
-        names = a.detector or available_detectors()
-        detectors = {n: get_detector(n, calibration=BoxCalibration()) for n in names}
+        detectors = {n: get_detector(n) for n in (a.detector or available_detectors())}
     except FacelmError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{len(photos)} photos, {sum(len(ph.boxes) for ph in photos)} annotated faces")
+    fitted: dict[str, tuple[DetectorRun, BoxCalibration]] = {}
+
+    def calibrate(det: CalibratedDetector) -> tuple[DetectorRun, BoxCalibration]:
+        if det.name not in fitted:  # a combined detector's parts may also be asked for on their own
+            run = run_detector(det, photos)
+            cal = fit_calibration(run)
+            fitted[det.name] = run, cal
+            print(report(det.name, run, cal))
+            print(f"  {det!r}\n  fitted: {cal!r} on {len(matched_pairs(run)[1])} matched faces\n")
+        return fitted[det.name]
+
     for name, det in detectors.items():
-        run = run_detector(det, photos)
-        cal = fit_calibration(run)
-        print(report(name, run, cal))
-        print(f"  constant: {cal!r}  (fitted on {len(matched_pairs(run)[0])} matched faces)\n")
+        if isinstance(det, CombinedDetector):
+            parts = [calibrate(d) for d in det.detectors]
+            run = combine_runs([r for r, _ in parts], [c for _, c in parts])
+            print(report(f"{name} (= {' + '.join(d.name for d in det.detectors)}, with the fits above)", run,
+                         BoxCalibration()) + "\n")
+        else:
+            calibrate(det)
     return 0

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FacelmError
-from .base import BoxCalibration, Detections, FaceDetector, empty_detections
+from .base import BoxCalibration, CalibratedDetector, RawDetections
 
 # Fitted with `python -m facelm.detect calibrate --data <shared>/300w --detector dlib` on all 1207
-# 300-W AFW + HELEN-train photos (same protocol as the Haar calibration in haar.py).
-CALIBRATION = BoxCalibration(dx=0.0, dy=0.0, sx=1.0, sy=1.0)
+# 300-W AFW + HELEN-train photos (same protocol as the Haar calibration in haar.py; 1148 matches).
+# With it 94.9% of those faces get a box with IoU > 0.5 to their landmark box.
+CALIBRATION = BoxCalibration(dx=0.01, dy=0.0795, sx=0.9634, sy=0.9359)
 
 MIN_FACE = 80
 """dlib's HOG window: faces smaller than this (px, after upsampling) are not found."""
@@ -24,9 +25,9 @@ def dlib_available() -> bool:
     return True
 
 
-class DlibHogDetector(FaceDetector):
-    """``upsample``: times the photo is doubled before detection; None picks by photo size so that
-    faces down to ~``min_face`` px are found (each doubling costs 4x the time)."""
+class DlibHogDetector(CalibratedDetector):
+    """``upsample``: times the photo is doubled before detection; None takes the fewest doublings
+    that find faces down to ``min_face`` px in the (possibly shrunk) photo; each costs 4x the time."""
 
     name = "dlib"
 
@@ -41,19 +42,17 @@ class DlibHogDetector(FaceDetector):
         self.upsample = upsample
         self.min_face = min_face
 
-    def _detect(self, image: np.ndarray) -> Detections:
+    def _detect(self, image: np.ndarray) -> RawDetections:
         up = self.upsample
         if up is None:
             up = 0
             while MIN_FACE / 2 ** up > self.min_face and up < 2:
                 up += 1
         rects, scores, _ = self._detector.run(np.ascontiguousarray(image), up, 0.0)
-        if len(rects) == 0:
-            return empty_detections()
         # dlib's right/bottom are inclusive pixel indices; the box edges lie half a pixel beyond.
         boxes = np.array([[r.left() - 0.5, r.top() - 0.5, r.right() + 0.5, r.bottom() + 0.5] for r in rects],
-                         np.float32)
-        return boxes, np.asarray(scores, np.float32)
+                         np.float32).reshape(-1, 4)
+        return RawDetections.of(boxes, np.asarray(scores, np.float32))
 
     def __repr__(self) -> str:
         return f"DlibHogDetector(upsample={self.upsample}, max_side={self.max_side}, calibration={self.calibration})"

@@ -1,0 +1,293 @@
+"""Speed, memory and accuracy benchmark on real faces: ``python -m facelm.bench [--data DIR] [--faces 200]``.
+
+Everything runs in one process on the same faces (evenly spaced annotated faces of the data, by
+default 300-W's AFW + HELEN-train), each given its ground-truth box (the tight landmark box):
+
+* facelm at batch 1 on one thread, torch and onnxruntime: ms per face including the crop and the
+  mapping of points back to the photo (decoding the photo is not counted);
+* facelm batched (64 crops) on one thread and on every core: faces per second, crops included;
+* each available face detector: ms per photo (its own photo, decoded beforehand);
+* when ``dlib`` and ``face_recognition_models`` import, dlib's ``shape_predictor_68_face_landmarks``
+  on the same faces: ms per face and NME, given the same box and given the box converted to the
+  framing of dlib's own face detector (what the predictor was trained on; see facelm.detect);
+* peak resident memory (VmHWM) after the facelm part and at the end.
+
+NME is inter-ocular (outer eye corners), in percent. Note that dlib's predictor was trained on
+300-W (AFW and HELEN-train included), and the facelm model on most of these faces too: the NMEs
+compare fits to training data, not generalisation.
+
+Optional packages for the dlib rows (not in requirements.txt; about 130 MB):
+``pip install dlib-bin face-recognition-models``. ``face_recognition_models`` is only read for its
+model file; it is not imported (its ``__init__`` needs the removed ``pkg_resources``).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SHARED_DATA = Path(os.environ.get("FACELM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DEFAULT_DATA = SHARED_DATA / "300w"
+
+
+@dataclass
+class Row:
+    name: str
+    ms_per_face: float | None = None
+    faces_per_s: float | None = None
+    nme_pct: float | None = None
+    note: str = ""
+
+
+@dataclass
+class BenchResult:
+    machine: dict
+    protocol: dict
+    rows: list[Row] = field(default_factory=list)
+    detectors_ms_per_photo: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    ratios: dict[str, float] = field(default_factory=dict)
+
+
+def machine_info() -> dict:
+    import cv2
+    import onnxruntime
+    import torch
+    cpu = platform.processor() or "?"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info = {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "python": platform.python_version(),
+            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__,
+            "load_average_at_start": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None}
+    if _dlib_predictor_path():
+        import dlib
+        info["dlib"] = dlib.__version__
+    return info
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (VmHWM), in MB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _dlib_predictor_path() -> Path | None:
+    try:
+        import dlib  # noqa: F401
+        spec = importlib.util.find_spec("face_recognition_models")
+    except ImportError:
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
+    return path if path.is_file() else None
+
+
+@dataclass
+class BenchFace:
+    image: np.ndarray
+    box: np.ndarray
+    gt: np.ndarray
+
+
+def load_faces(data: Path, n: int) -> tuple[list[BenchFace], list[np.ndarray]]:
+    """``n`` evenly spaced annotated faces and the decoded photos they come from."""
+    from .evaluation import iter_annotated
+    from .image import to_rgb_array
+    photos = list(iter_annotated([data]))
+    all_faces = [(i, j) for i, ph in enumerate(photos) for j in range(len(ph.boxes))]
+    if not all_faces:
+        raise SystemExit(f"no annotated faces under {data}")
+    pick = [all_faces[k] for k in np.linspace(0, len(all_faces) - 1, min(n, len(all_faces))).round().astype(int)]
+    images: dict[int, np.ndarray] = {}
+    faces = []
+    for i, j in pick:
+        if i not in images:
+            images[i] = to_rgb_array(photos[i].path)
+        faces.append(BenchFace(images[i], photos[i].boxes[j], photos[i].landmarks[j]))
+    return faces, list(images.values())
+
+
+def _time_per_item(fn: Callable[[object], np.ndarray], items: list, warmup: int = 5) -> tuple[float, list[np.ndarray]]:
+    for it in items[:warmup]:
+        fn(it)
+    out = []
+    t = time.perf_counter()
+    for it in items:
+        out.append(fn(it))
+    return 1000 * (time.perf_counter() - t) / len(items), out
+
+
+def _nme_pct(pred: list[np.ndarray] | np.ndarray, faces: list[BenchFace]) -> float:
+    from .metrics import nme
+    return 100 * float(np.mean(nme(np.stack(pred), np.stack([f.gt for f in faces]), "ibug68")))
+
+
+def bench_facelm(model: object, faces: list[BenchFace], backend: str, threads: int, batch: int) -> Row:
+    from .crop import crop_matrix, invert, transform_points, warp
+    from .landmarker import FaceLandmarker
+    fl = FaceLandmarker(model, detector=None, backend=backend, num_threads=threads)
+    name = f"facelm {backend}, batch {batch}, {threads} thread{'s' if threads > 1 else ''}"
+    if batch == 1:
+        ms, preds = _time_per_item(lambda f: fl.predict(f.image, boxes=f.box).landmarks[0], faces)
+        return Row(name, ms, 1000 / ms, _nme_pct(preds, faces))
+    s = fl.input_size
+
+    def run_all() -> np.ndarray:
+        mats = [crop_matrix(f.box, s, fl.model.crop_scale, fl.model.crop_shift_y) for f in faces]
+        crops = np.stack([warp(f.image, m, s) for f, m in zip(faces, mats)])
+        pts = np.concatenate([fl.predict_crops(crops[i:i + batch]) for i in range(0, len(crops), batch)])
+        return np.stack([transform_points(p, invert(m)) for p, m in zip(pts, mats)])
+
+    run_all()  # warm-up: first calls allocate and pick kernels
+    t = time.perf_counter()
+    preds = run_all()
+    ms = 1000 * (time.perf_counter() - t) / len(faces)
+    return Row(name, ms, 1000 / ms, _nme_pct(preds, faces))
+
+
+def bench_dlib(faces: list[BenchFace], predictor_path: Path) -> list[Row]:
+    import dlib
+
+    from .detect.dlib_hog import CALIBRATION
+    predictor = dlib.shape_predictor(str(predictor_path))
+    to_detector_framing = CALIBRATION.inverse()
+
+    def run(box_of: Callable[[BenchFace], np.ndarray]) -> Callable[[BenchFace], np.ndarray]:
+        def one(f: BenchFace) -> np.ndarray:
+            x1, y1, x2, y2 = (int(round(float(v))) for v in box_of(f))
+            shape = predictor(f.image, dlib.rectangle(x1, y1, x2, y2))
+            return np.array([[p.x, p.y] for p in shape.parts()], np.float32)
+        return one
+
+    rows = []
+    for name, box_of in (("dlib shape_predictor_68, same box", lambda f: f.box),
+                         ("dlib shape_predictor_68, box in dlib-detector framing",
+                          lambda f: to_detector_framing.apply(f.box)[0])):
+        ms, preds = _time_per_item(run(box_of), faces)
+        rows.append(Row(name, ms, 1000 / ms, _nme_pct(preds, faces), "1 thread (dlib is single-threaded)"))
+    return rows
+
+
+def bench_detectors(photos: list[np.ndarray], n: int) -> dict[str, float]:
+    import cv2
+
+    from .detect import available_detectors, get_detector
+    out = {}
+    cv2.setNumThreads(1)  # detector figures are per photo on one thread, comparable with dlib's
+    try:
+        for name in available_detectors():
+            det = get_detector(name)
+            ms, _ = _time_per_item(det.detect, photos[:n], warmup=2)
+            out[name] = ms
+    finally:
+        cv2.setNumThreads(-1)
+    return out
+
+
+def format_result(r: BenchResult) -> str:
+    m = r.machine
+    lines = [f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable); load average at start "
+             f"{m.get('load_average_at_start')}",
+             "software: " + ", ".join(f"{k} {m[k]}" for k in ("python", "torch", "onnxruntime", "opencv", "dlib")
+                                      if k in m),
+             "protocol: " + "; ".join(f"{k}: {v}" for k, v in r.protocol.items()), ""]
+    w = max(len(row.name) for row in r.rows)
+    lines.append(f"{'landmarks':<{w}}  {'ms/face':>8}  {'faces/s':>8}  {'NME %':>6}")
+    for row in r.rows:
+        fmt = lambda v, spec: format(v, spec) if v is not None else "-"  # noqa: E731
+        lines.append(f"{row.name:<{w}}  {fmt(row.ms_per_face, '8.2f')}  {fmt(row.faces_per_s, '8.0f')}  "
+                     f"{fmt(row.nme_pct, '6.2f')}" + (f"  ({row.note})" if row.note else ""))
+    lines.append("")
+    for name, ms in r.detectors_ms_per_photo.items():
+        lines.append(f"detector {name:<14} {ms:8.1f} ms/photo (1 thread)")
+    for name, mb in r.peak_rss_mb.items():
+        lines.append(f"peak RSS {name}: {mb:.0f} MB")
+    for name, v in r.ratios.items():
+        lines.append(f"ratio {name}: {v:.2f}")
+    return "\n".join(lines)
+
+
+def run_bench(data: Path, n_faces: int, model_spec: str | None, n_photos: int, skip_dlib: bool = False) -> BenchResult:
+    import torch
+
+    from .hub import load_model
+    faces, photos = load_faces(data, n_faces)
+    model = load_model(model_spec)
+    threads = os.cpu_count() or 1
+    result = BenchResult(machine_info(), {
+        "data": str(data), "faces": len(faces), "photos": len(photos), "boxes": "tight box of the GT landmarks",
+        "model": model_spec or "bundled", "NME": "inter-ocular (outer eye corners), mean over faces"})
+    result.peak_rss_mb["after imports and model load"] = peak_rss_mb()
+    torch_threads = torch.get_num_threads()
+    # Batched on one thread too: on a machine whose other cores are busy, multi-threaded runs mostly
+    # measure the wait for descheduled threads.
+    configs = [(1, 1), (1, 64)] + ([(threads, 64)] if threads > 1 else [])
+    for backend in ("torch", "onnx"):
+        for n_threads, batch in configs:
+            result.rows.append(bench_facelm(model, faces, backend, n_threads, batch))
+        result.peak_rss_mb[f"after facelm {backend}"] = peak_rss_mb()
+    torch.set_num_threads(torch_threads)
+    predictor = None if skip_dlib else _dlib_predictor_path()
+    if predictor is not None:
+        dlib_rows = bench_dlib(faces, predictor)
+        result.rows += dlib_rows
+        ours = result.rows[0]
+        ours_onnx = next(r for r in result.rows if r.name.startswith("facelm onnx, batch 1,"))
+        best_dlib = min(dlib_rows, key=lambda r: r.nme_pct)
+        for label, row in (("torch", ours), ("onnx", ours_onnx)):
+            result.ratios[f"ms/face facelm {label} batch 1 / dlib (1 thread each)"] = \
+                row.ms_per_face / best_dlib.ms_per_face
+        result.ratios["NME facelm / dlib (dlib in its detector framing)"] = ours.nme_pct / dlib_rows[1].nme_pct
+        result.ratios["NME facelm / dlib (dlib on the same box)"] = ours.nme_pct / dlib_rows[0].nme_pct
+    else:
+        result.rows.append(Row("dlib shape_predictor_68", note="not measured: pip install dlib-bin "
+                                                               "face-recognition-models"))
+    result.detectors_ms_per_photo = bench_detectors(photos, n_photos)
+    result.peak_rss_mb["whole run"] = peak_rss_mb()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m facelm.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"annotated faces (default {DEFAULT_DATA})")
+    p.add_argument("--faces", type=int, default=200)
+    p.add_argument("--photos", type=int, default=50, help="photos timed per face detector")
+    p.add_argument("--model", default=None, help="model folder or Hub id (default: the bundled model)")
+    p.add_argument("--no-dlib", action="store_true", help="skip the dlib comparison")
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    a = p.parse_args(argv)
+    from .errors import FacelmError
+    try:
+        result = run_bench(a.data, a.faces, a.model, a.photos, a.no_dlib)
+    except FacelmError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_result(result))
+    if a.json:
+        a.json.write_text(json.dumps(asdict(result), indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The Gradio app (``python app.py``) in a subprocess on a free loopback port, for the tests that talk
+to it through gradio_client (crash safety, concurrency, hostile uploads) and for tests/tools/load_test.py.
+
+One server per test process (``shared_app()``), started on first use and stopped at exit, because a
+start costs 10-30 s of CPU (torch, the model); the crash test kills it with SIGKILL and starts it
+again on the same port and annotations folder, so later tests get the restarted one.
+
+Settings given to the app (see app.py's docstring): annotations in a temporary folder
+(FACELM_ANNOTATIONS_DIR), a 1 MB upload limit (FACELM_MAX_FILE_SIZE), local dataset paths restricted
+to the demo data and the annotations (FACELM_LOCAL_PATHS=restricted), one torch thread, loopback only.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "app.py"
+MAX_FILE_SIZE = 1 << 20  # what FACELM_MAX_FILE_SIZE=1mb means to Gradio
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AppServer:
+    """``python app.py`` as a child process; ``kill()`` is a SIGKILL, as a crash or the OOM killer."""
+
+    def __init__(self, workdir: Path | None = None, port: int | None = None, env: dict[str, str] | None = None):
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="facelm-app-"))
+        self.annotations = self.workdir / "annotations"
+        self.annotations.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = self.workdir / "app.log"
+        self.env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(self.port),
+                        GRADIO_ANALYTICS_ENABLED="False", GRADIO_TEMP_DIR=str(self.workdir / "gradio"),
+                        FACELM_ANNOTATIONS_DIR=str(self.annotations), FACELM_MAX_FILE_SIZE="1mb",
+                        FACELM_LOCAL_PATHS="restricted", FACELM_THREADS="1", HF_HUB_OFFLINE="1",
+                        PYTHONUNBUFFERED="1", **(env or {}))
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self, timeout: float = 240) -> "AppServer":
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, str(APP)], cwd=REPO, env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(self.url + "gradio_api/info", timeout=5).status_code == 200:
+                    self.starts += 1
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"app.py did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no handler, no cleanup, no flush; exactly what a crash does to the app."""
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def client(self):
+        from gradio_client import Client
+        return Client(self.url, verbose=False, download_files=False)
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except FileNotFoundError:
+            return "(no log)"
+
+
+_shared: AppServer | None = None
+
+
+def shared_app() -> AppServer:
+    """The test process's app server, started on first use (and restarted if a test left it dead)."""
+    global _shared
+    if _shared is None:
+        _shared = AppServer()
+        atexit.register(_cleanup)
+    if not _shared.alive():
+        _shared.start()
+    return _shared
+
+
+def _cleanup() -> None:
+    if _shared is not None:
+        _shared.stop()
+        shutil.rmtree(_shared.workdir, ignore_errors=True)
+
+
+def tiny_photo(path: Path, seed: int = 0, size: tuple[int, int] = (96, 112)) -> Path:
+    """A small noise image (no face: the app starts from a guessed box, which is all the editing tests need)."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
