@@ -327,7 +327,10 @@ def _clean_face(face: dict, k: int, i: int) -> dict:
     if box is None:
         b = landmark_box(pts.astype(np.float32))
     else:
-        b = np.asarray(box, np.float64).reshape(-1)
+        try:
+            b = np.asarray(box, np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            b = np.zeros(0)
         if b.shape != (4,) or not np.isfinite(b).all():
             raise ProjectError(f"face {i}: box must be 4 finite numbers x1, y1, x2, y2")
         b = np.array([min(b[0], b[2]), min(b[1], b[3]), max(b[0], b[2]), max(b[1], b[3])])

@@ -180,13 +180,15 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from .evaluation import iter_annotated, predict_annotated
     from .landmarker import FaceLandmarker
     from .metrics import plot_ced, results_table
-    photos = list(iter_annotated(a.data, a.every))
+    photos = list(iter_annotated(a.data, a.every, a.split))
+    if not photos:
+        raise FacelmError(f"no annotated faces in {', '.join(map(str, a.data))} (split: {a.split})")
     detector = a.detector if a.boxes == "detector" else None
     fl = FaceLandmarker.from_pretrained(a.model, detector=detector, backend=a.backend, flip_test=a.flip,
                                         refine=a.refine)
     preds = predict_annotated(fl, photos, a.boxes, progress=not a.quiet)
     results = preds.results(a.norm, found_only=a.boxes == "detector")
-    print(f"model: {a.model or 'default'}; boxes: {a.boxes}" + (f" ({a.detector})" if a.boxes == "detector" else "")
+    print(f"model: {a.model or 'default'}; split: {a.split}; boxes: {a.boxes}" + (f" ({a.detector})" if a.boxes == "detector" else "")
           + f"; flip test: {a.flip}; refine: {a.refine}")
     if a.boxes == "detector":
         with_misses = preds.results(a.norm)
@@ -256,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--ced", default=None, metavar="PNG", help="write the CED curve here")
     q.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
     q.add_argument("--every", type=int, default=1, help="use every n-th photo (quicker)")
+    q.add_argument("--split", choices=["all", "train", "validation"], default="all",
+                   help="only the faces train.train's default split puts on this side (default: all)")
     model_args(q)
     q.set_defaults(func=cmd_evaluate)
 

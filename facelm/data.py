@@ -29,7 +29,7 @@ from .io import image_file, read_annotations
 from .io._common import SchemeLike, writable_count
 from .schemes import get_scheme
 
-__all__ = ["features", "to_hf_dataset", "load_dataset", "push_dataset_to_hub", "split_dataset", "identity_of",
+__all__ = ["features", "to_hf_dataset", "load_dataset", "push_dataset_to_hub", "split_dataset", "in_validation", "identity_of",
            "landmarks_array"]
 
 SPLITS = ("train", "validation")
@@ -47,6 +47,10 @@ def features(num_points: int) -> datasets.Features:
         "identity": datasets.Value("string"),
         "face_index": datasets.Value("int32"),
     })
+
+
+DEFAULT_VAL_FRACTION = 0.15
+"""The validation share ``train.train`` uses, and what the benchmarks evaluate on."""
 
 
 def identity_of(path: str) -> str:
@@ -205,7 +209,7 @@ def _embedded(ds: datasets.Dataset | datasets.DatasetDict) -> datasets.Dataset |
     return out.with_format(**fmt)
 
 
-def split_dataset(ds: datasets.Dataset, val_fraction: float = 0.1, seed: int = 0,
+def split_dataset(ds: datasets.Dataset, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0,
                   by: Literal["identity", "face"] = "identity") -> datasets.DatasetDict:
     """``train`` / ``validation`` split that depends only on each row's key, never on row order:
     a key goes to validation when ``sha1(seed, key)``, read as a fraction of 2**64, is below
@@ -223,12 +227,16 @@ def split_dataset(ds: datasets.Dataset, val_fraction: float = 0.1, seed: int = 0
         keys = [f"{s}/{p}#{i}" for s, p, i in zip(ds["source"], ds["image_path"], ds["face_index"])]
     else:
         raise ValueError(f"by must be 'identity' or 'face', got {by!r}")
-    threshold = int(val_fraction * 2 ** 64)
-    val = [_hash64(seed, key) < threshold for key in keys]
+    val = [in_validation(key, val_fraction, seed) for key in keys]
     return datasets.DatasetDict({
         "train": ds.select([i for i, v in enumerate(val) if not v]),
         "validation": ds.select([i for i, v in enumerate(val) if v]),
     })
+
+
+def in_validation(key: str, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0) -> bool:
+    """Whether ``split_dataset`` puts the faces with this key (an identity) in validation."""
+    return _hash64(seed, key) < int(val_fraction * 2 ** 64)
 
 
 def _hash64(seed: int, key: str) -> int:

@@ -23,9 +23,9 @@ import base64
 import io
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
+from .annotation_store import ProjectError
 from .schemes import get_scheme
 
 __all__ = ["TEMPLATE", "CSS", "JS", "editor_value", "display_data_url", "DISPLAY_MAX_SIDE"]
@@ -383,8 +383,12 @@ def editor_value(project: str, item, index: int, count: int, image_path: str | P
 
 
 def faces_from_value(value: dict | None) -> list[dict]:
-    """The faces of an editor value, as plain lists (for ``Project.save_faces``)."""
-    if not isinstance(value, dict) or not isinstance(value.get("faces"), list):
+    """The faces of an editor value, as plain lists (for ``Project.save_faces``, which validates the
+    points). A value without faces gives ``[]``; malformed faces raise rather than read as "no faces",
+    which would wipe the saved points."""
+    if not isinstance(value, dict) or value.get("faces") is None:
         return []
-    return [{"points": np.asarray(f.get("points"), np.float64).tolist(), "box": f.get("box")}
-            for f in value["faces"] if isinstance(f, dict)]
+    faces = value["faces"]
+    if not isinstance(faces, list) or not all(isinstance(f, dict) for f in faces):
+        raise ProjectError("editor value: 'faces' must be a list of {'points': [[x, y], ...], 'box': ...}")
+    return [{"points": f.get("points"), "box": f.get("box")} for f in faces]

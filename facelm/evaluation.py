@@ -38,18 +38,25 @@ class AnnotatedPhoto:
         return face_box(self.landmarks, self.scheme).reshape(-1, 4)
 
 
-def iter_annotated(paths: Sequence[str | Path], every: int = 1) -> Iterator[AnnotatedPhoto]:
+Split = Literal["all", "train", "validation"]
+
+
+def iter_annotated(paths: Sequence[str | Path], every: int = 1, split: Split = "all") -> Iterator[AnnotatedPhoto]:
     """Photos with at least one annotated face from anything :func:`facelm.io.read_annotations`
     reads. ``subset`` is the first subfolder for a folder of .pts files (300-W's afw/, helen/), else
-    the file or folder name. ``every`` keeps every n-th photo (quick runs)."""
+    the file or folder name. ``every`` keeps every n-th photo (quick runs). ``split`` keeps the photos
+    whose identity ``train.train``'s default split puts on that side (:func:`facelm.data.in_validation`)."""
+    from .data import identity_of, in_validation
     from .io import image_file, read_annotations
+    if split not in ("all", "train", "validation"):
+        raise ValueError(f"split must be 'all', 'train' or 'validation', got {split!r}")
     count = 0
     for p in paths:
         p = Path(p)
         aset = read_annotations(p)
         for im in aset.images:
             faces = [f.landmarks for f in im.faces if np.isfinite(f.landmarks).all()]
-            if not faces:
+            if not faces or (split != "all" and in_validation(identity_of(im.path)) != (split == "validation")):
                 continue
             count += 1
             if (count - 1) % every:

@@ -10,8 +10,14 @@ from pathlib import Path
 from .errors import ModelLoadError
 from .models import LandmarkModel
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "ibug68"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_MODEL_DIR = WEIGHTS_DIR / "ibug68"
 """The bundled default model, shipped inside the package so it works offline."""
+
+
+def bundled_models() -> list[str]:
+    """Names of the models shipped in the package (``load_model("celeba5")``): one per scheme."""
+    return sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / "config.json").is_file())
 
 
 def _is_local(spec: str | os.PathLike) -> bool:
@@ -20,10 +26,13 @@ def _is_local(spec: str | os.PathLike) -> bool:
 
 
 def load_model(spec: str | os.PathLike | None = None) -> LandmarkModel:
-    """Bundled default (None), a local folder, or a Hub repo id ("org/name"). Errors are ModelLoadError."""
+    """Bundled default (None), a bundled model by name (``bundled_models()``), a local folder, or a Hub
+    repo id ("org/name"). Errors are ModelLoadError."""
     if spec is None:
         spec = DEFAULT_MODEL_DIR
     path = Path(str(spec)).expanduser()
+    if not path.exists() and str(spec) in bundled_models():
+        path = WEIGHTS_DIR / str(spec)
     if path.exists():
         if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
             raise ModelLoadError(f"{path}: not a facelm model folder (needs config.json and model.safetensors)")
@@ -36,7 +45,8 @@ def load_model(spec: str | os.PathLike | None = None) -> LandmarkModel:
             raise ModelLoadError(f"{path}: cannot load model ({type(e).__name__}: {e})") from e
     s = str(spec)
     if s.count("/") != 1 or s.startswith((".", "/", "~")) or " " in s:
-        raise ModelLoadError(f"{s!r}: no such folder, and not a Hub repo id of the form 'org/name'")
+        raise ModelLoadError(f"{s!r}: no such folder, not a bundled model ({', '.join(bundled_models())}), "
+                             "and not a Hub repo id of the form 'org/name'")
     try:
         return LandmarkModel.from_pretrained(s).eval()
     except Exception as e:

@@ -15,7 +15,6 @@ import torch
 
 from .annotation import AnnotatedImage, Face
 from .crop import crop_matrix, invert, transform_points, warp
-from .errors import ImageError
 from .face_box import face_box
 from .hub import load_model
 from .image import ImageLike, MAX_PIXELS, to_rgb_array

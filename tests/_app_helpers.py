@@ -12,6 +12,7 @@ to the demo data and the annotations (FACELM_LOCAL_PATHS=restricted), one torch 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -20,7 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 
@@ -33,6 +36,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def app_in_process(demo_data: Path, annotations: Path) -> Iterator[tuple[ModuleType, str]]:
+    """(app module, base URL): ``app.demo`` launched in this process on a free loopback port, with
+    the Compare/Annotate demo data and the annotations folder given."""
+    os.environ.setdefault("FACELM_DEMO_DATA", str(demo_data))
+    import app
+
+    app.ANNOTATIONS_DIR = annotations
+    port = free_port()
+    app.demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                    **app.LAUNCH_KWARGS)
+    try:
+        yield app, f"http://127.0.0.1:{port}/"
+    finally:
+        app.demo.close()
 
 
 class AppServer:

@@ -3,7 +3,6 @@ gradio_client exactly as a remote user would (uploads, named endpoints, errors).
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -15,30 +14,18 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 from facelm.io import read_annotations  # noqa: E402
 from facelm.io.pts import read_pts  # noqa: E402
+from _app_helpers import app_in_process  # noqa: E402
 from facelm.metrics import nme  # noqa: E402
 
 FACE = "300w/afw/1051618982_1"
 FACE2 = "300w/afw/111076519_1"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(shared_data, tmp_path_factory):
     """(app module, base URL) with annotations going to a temporary folder."""
-    os.environ.setdefault("FACELM_DEMO_DATA", str(shared_data / "300w"))
-    import app
-
-    app.ANNOTATIONS_DIR = tmp_path_factory.mktemp("annotations")
-    port = free_port()
-    app.demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                    **app.LAUNCH_KWARGS)
-    yield app, f"http://127.0.0.1:{port}/"
-    app.demo.close()
+    with app_in_process(shared_data / "300w", tmp_path_factory.mktemp("annotations")) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

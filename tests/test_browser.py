@@ -8,13 +8,13 @@ artifacts/screenshots/.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from _app_helpers import app_in_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -27,26 +27,13 @@ DRAG = (36, 24)  # screen pixels
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(shared_data, tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); the browser test needs it")
     pytest.importorskip("playwright.sync_api")
-    os.environ.setdefault("FACELM_DEMO_DATA", str(shared_data / "300w"))
-    import app
-
-    app.ANNOTATIONS_DIR = tmp_path_factory.mktemp("annotations")
-    port = _free_port()
-    app.demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                    **app.LAUNCH_KWARGS)
-    yield app, f"http://127.0.0.1:{port}/"
-    app.demo.close()
+    with app_in_process(shared_data / "300w", tmp_path_factory.mktemp("annotations")) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -347,7 +347,6 @@ def test_app_refuses_hostile_inputs_and_keeps_serving(app, tmp_path: Path, secre
     client.close()
 
 
-_WIPES = "facelm.editor.faces_from_value turns a malformed 'faces' into [] and the item's faces are wiped"
 MALFORMED_EDITS = [
     {"faces": [{"points": [[1, 2]], "box": None}]},  # too few points
     {"faces": [{"points": [[1, 2, 3]] * 68}]},
@@ -360,8 +359,8 @@ MALFORMED_EDITS = [
     {"faces": [{"points": {"x": 1}}]},
     {"item": ["0001"], "faces": []},
     {"item": "9999", "faces": []},
-    pytest.param({"faces": "nope"}, marks=pytest.mark.xfail(strict=True, reason=_WIPES)),
-    pytest.param({"faces": [[1, 2]]}, marks=pytest.mark.xfail(strict=True, reason=_WIPES)),
+    {"faces": "nope"},
+    {"faces": [[1, 2]]},
 ]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from facelm.crop_cache import CropCache, build_cache, cache_key
+from facelm.data import DEFAULT_VAL_FRACTION
 from facelm.face_box import face_box
 from facelm.schemes import Scheme
 
@@ -15,7 +16,7 @@ from facelm.schemes import Scheme
 class DataSpec:
     data: list[str]
     val_data: list[str] = field(default_factory=list)
-    val_fraction: float = 0.15
+    val_fraction: float = DEFAULT_VAL_FRACTION
     seed: int = 0
     max_faces: int | None = None
 

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from facelm.crop_cache import CropCache
-from facelm.metrics import EvalResult, nme as nme_fn, per_subset, plot_ced, results_table
+from facelm.metrics import EvalResult, nme as nme_fn, plot_ced, results_table
 from facelm.models import LandmarkModel
 from facelm.schemes import Scheme, get_scheme
 

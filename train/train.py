@@ -18,7 +18,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
@@ -26,6 +25,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm.auto import tqdm
 
 from facelm.crop_cache import CropCache
+from facelm.data import DEFAULT_VAL_FRACTION
 from facelm.models import LandmarkModel
 from facelm.schemes import get_scheme
 
@@ -39,7 +39,7 @@ class TrainConfig:
     data: list[str]
     out: str = "runs/default"
     val_data: list[str] = field(default_factory=list)
-    val_fraction: float = 0.15
+    val_fraction: float = DEFAULT_VAL_FRACTION
     scheme: str = "ibug68"
     backbone: str = "facelm_res"
     head: str = "pipnet"

@@ -1,0 +1,37 @@
+"""The benchmark script runs end to end on real faces and reports what it promises (figures are
+printed by ``python -m facelm.bench``; nothing here asserts a speed)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from facelm import bench
+from facelm.data import identity_of, in_validation
+
+
+def test_bench_uses_held_out_faces(shared_data):
+    faces, photos = bench.load_faces(shared_data / "300w", 1000, split="validation")
+    train_faces, _ = bench.load_faces(shared_data / "300w", 1000, split="train")
+    assert 100 < len(faces) < len(train_faces)
+    # The validation split of the benchmark is train.train's: no face of a held-out identity trains.
+    assert {f.gt.tobytes() for f in faces}.isdisjoint({f.gt.tobytes() for f in train_faces})
+    assert all(f.image.ndim == 3 and f.image.dtype == np.uint8 for f in faces)
+    assert in_validation(identity_of("afw/1051618982_1.jpg")) == in_validation(identity_of("x/1051618982_2.png"))
+
+
+def test_bench_end_to_end(shared_data, tmp_path, capsys, one_torch_thread):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--data", str(shared_data / "300w"), "--faces", "6", "--photos", "2", "--no-dlib",
+                       "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["protocol"]["split"] == "validation" and result["protocol"]["faces"] == 6
+    timed = [r for r in result["rows"] if r["name"].startswith("facelm")]
+    assert {r["name"].split(",")[0] for r in timed} == {"facelm torch", "facelm onnx"}
+    for row in timed:
+        assert (row["ms_per_face"] or 0) > 0 or (row["faces_per_s"] or 0) > 0
+        assert 0 < row["nme_pct"] < 20, row  # a trained model on GT boxes, not noise
+    assert set(result["detectors_ms_per_photo"]) >= {"haar"}
+    assert result["peak_rss_mb"]["whole run"] > 0
+    assert "dlib" in text and "ms" in text
