@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .errors import ModelLoadError
 from .models import LandmarkModel
+from .schemes import get_scheme
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL_DIR = WEIGHTS_DIR / "ibug68"
@@ -61,17 +62,22 @@ def write_model_card(model_dir: Path, model: LandmarkModel, metrics_table: str, 
     size_mb = (model_dir / "model.safetensors").stat().st_size / 1e6
     head = model.head.__class__.__name__
     data = getattr(cfg, "data", None)
+    scheme = get_scheme(model.scheme)
+    a, b = scheme.interocular
+    names = scheme.names
     card = model.generate_model_card(
-        model_name=model_dir.name, scheme=model.scheme,
+        model_name=f"{model.scheme} ({model.num_points} points)", scheme=model.scheme,
         architecture=(f"`{getattr(cfg, 'backbone', '?')}` backbone + `{head}`; input {model.input_size}x"
                       f"{model.input_size} px, {model.in_chans} channel(s); {n_params / 1e6:.2f} M parameters; "
                       f"{size_mb:.1f} MB safetensors. Crop: square, centred on the face box, side = "
                       f"{model.crop_scale} x the larger box side."),
         training=(f"Data: {', '.join(map(str, data)) if data else '?'}. "
                   f"{summary.get('epochs_run', '?')} epochs, {summary.get('train_minutes', '?')} minutes on the "
-                  f"training machine (best epoch {summary.get('best_epoch', '?')})."),
-        metrics=("Validation split, boxes from the ground-truth landmarks (tight box), inter-ocular NME "
-                 "(outer eye corners), no flip test:\n\n```\n" + metrics_table + "\n```"),
+                  f"training machine (best epoch {summary.get('best_epoch', '?')})"
+                  + (f", starting from the weights of `{cfg.init_from}`." if getattr(cfg, "init_from", None) else ".")),
+        metrics=("Validation split, boxes from the ground-truth landmarks (tight box), NME normalised by the "
+                 f"distance between points {a} and {b} ({names[a]}, {names[b]}), no flip test:\n\n```\n"
+                 + metrics_table + "\n```"),
         limitations="Trained on near-frontal to moderate-pose faces; extreme profiles and heavy occlusion are weak.",
     )
     card.save(model_dir / "README.md")

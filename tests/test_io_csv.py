@@ -170,6 +170,17 @@ def test_nan_is_an_empty_field_and_back(tmp_path: Path) -> None:
     assert read_keypoint_csv(tmp_path / "k.csv").images == aset.images
 
 
+@pytest.mark.parametrize("sep", ["\x1c", "\x1d", "\x1e", "\x1f", "\u2003"])
+def test_numbers_padded_with_unicode_spaces_read_like_plain_ones(tmp_path: Path, sep: str) -> None:
+    """Found by the long fuzz run: str.strip() and the number regex take these separators as space,
+    float() does not; a reader must agree with itself (read the number, or refuse with a clear error)."""
+    values = [f"{v}.5" for v in range(10)]
+    padded = values[:3] + [values[3] + sep, sep + values[4]] + values[5:]
+    padded_csv = write(tmp_path, "c.csv", CELEBA_HEADER + "a.jpg," + ",".join(padded) + "\n")
+    plain_csv = write(tmp_path, "p.csv", CELEBA_HEADER + "a.jpg," + ",".join(values) + "\n")
+    assert read_celeba(padded_csv).images == read_celeba(plain_csv).images
+
+
 def test_writers_refuse_other_schemes_and_shapes(tmp_path: Path) -> None:
     ibug = AnnotationSet([AnnotatedImage("a.jpg", [Face(np.zeros((68, 2)))])])
     with raises_at(tmp_path / "c.csv", match="CelebA table holds celeba5"):

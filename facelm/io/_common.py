@@ -78,7 +78,8 @@ def parse_numbers(fields: Sequence[str], names: Sequence[str], source: str, wher
     """Parse a row of numbers to float64; ``names`` label the fields in error messages."""
     # Fast path for the common all-clean row; the slow path below finds and names the culprit.
     if all(_NUMBER.fullmatch(f) for f in fields):
-        values = np.array([float(f) for f in fields], dtype=np.float64)
+        # strip() first: the regex's \s (like str.strip) takes separators such as "\x1e" that float() refuses.
+        values = np.array([float(f.strip()) for f in fields], dtype=np.float64)
         if np.isfinite(values).all():
             return values
     return np.array([parse_number(f, source, f"{where}, column {n!r}", allow_missing=allow_missing)
