@@ -4,8 +4,9 @@ Everything runs in one process on the same faces (evenly spaced annotated faces 
 default the 300-W AFW + HELEN-train faces of train.train's validation split, which the bundled model
 never trained on), each given its ground-truth box (the tight landmark box):
 
-* facelm at batch 1 on one thread, torch and onnxruntime: ms per face including the crop and the
-  mapping of points back to the photo (decoding the photo is not counted);
+* facelm at batch 1 on one thread, torch, onnxruntime and onnxruntime int8 (convolutions quantized,
+  calibrated on faces of the training split): ms per face including the crop and the mapping of
+  points back to the photo (decoding the photo is not counted);
 * facelm batched (64 crops) on one thread and on every core: faces per second, crops included;
 * each available face detector: ms per photo (its own photo, decoded beforehand);
 * when ``dlib`` and ``face_recognition_models`` import, dlib's ``shape_predictor_68_face_landmarks``
@@ -144,11 +145,12 @@ def _nme_pct(pred: list[np.ndarray] | np.ndarray, faces: list[BenchFace]) -> flo
     return 100 * float(np.mean(nme(np.stack(pred), np.stack([f.gt for f in faces]), "ibug68")))
 
 
-def bench_facelm(model: object, faces: list[BenchFace], backend: str, threads: int, batch: int) -> Row:
+def bench_facelm(model: object, faces: list[BenchFace], backend: str, threads: int, batch: int,
+                 onnx_file: Path | None = None, label: str | None = None) -> Row:
     from .crop import crop_matrix, invert, transform_points, warp
     from .landmarker import FaceLandmarker
-    fl = FaceLandmarker(model, detector=None, backend=backend, num_threads=threads)
-    name = f"facelm {backend}, batch {batch}, {threads} thread{'s' if threads > 1 else ''}"
+    fl = FaceLandmarker(model, detector=None, backend=backend, num_threads=threads, onnx_file=onnx_file)
+    name = f"facelm {label or backend}, batch {batch}, {threads} thread{'s' if threads > 1 else ''}"
     if batch == 1:
         ms, preds = _time_per_item(lambda f: fl.predict(f.image, boxes=f.box).landmarks[0], faces)
         return Row(name, ms, 1000 / ms, _nme_pct(preds, faces))
@@ -249,6 +251,15 @@ def run_bench(data: Path, n_faces: int, model_spec: str | None, n_photos: int, s
         for n_threads, batch in configs:
             result.rows.append(bench_facelm(model, faces, backend, n_threads, batch))
         result.peak_rss_mb[f"after facelm {backend}"] = peak_rss_mb()
+    # int8: calibrated on faces of the training split, never on the faces timed here.
+    import tempfile
+
+    from .onnx_backend import calibration_crops, export_onnx, quantize_int8
+    with tempfile.TemporaryDirectory() as d:
+        int8 = Path(d) / "int8.onnx"
+        int8.write_bytes(quantize_int8(export_onnx(model), calibration_crops(model, [data], split="train")))
+        for n_threads, batch in configs[:2]:
+            result.rows.append(bench_facelm(model, faces, "onnx", n_threads, batch, int8, "onnx int8"))
     torch.set_num_threads(torch_threads)
     predictor = None if skip_dlib else _dlib_predictor_path()
     if predictor is not None:
@@ -257,7 +268,8 @@ def run_bench(data: Path, n_faces: int, model_spec: str | None, n_photos: int, s
         ours = result.rows[0]
         ours_onnx = next(r for r in result.rows if r.name.startswith("facelm onnx, batch 1,"))
         best_dlib = min(dlib_rows, key=lambda r: r.nme_pct)
-        for label, row in (("torch", ours), ("onnx", ours_onnx)):
+        ours_int8 = next(r for r in result.rows if r.name.startswith("facelm onnx int8, batch 1,"))
+        for label, row in (("torch", ours), ("onnx", ours_onnx), ("onnx int8", ours_int8)):
             result.ratios[f"ms/face facelm {label} batch 1 / dlib (1 thread each)"] = \
                 row.ms_per_face / best_dlib.ms_per_face
         result.ratios["NME facelm / dlib (dlib in its detector framing)"] = ours.nme_pct / dlib_rows[1].nme_pct

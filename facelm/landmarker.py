@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -73,7 +74,7 @@ class FaceLandmarker:
 
     def __init__(self, model: LandmarkModel, detector: object | None = "default", backend: Backend = "torch",
                  flip_test: bool = False, refine: bool = False, num_threads: int | None = None,
-                 max_pixels: int = MAX_PIXELS):
+                 max_pixels: int = MAX_PIXELS, onnx_file: str | os.PathLike | None = None):
         self.model = model.eval()
         self.scheme = get_scheme(model.scheme)
         if isinstance(detector, str):  # "default", "haar", "dlib", ...
@@ -86,9 +87,14 @@ class FaceLandmarker:
         self.backend = backend
         self.num_threads = num_threads
         self._onnx = None
+        if onnx_file is not None and backend != "onnx":
+            raise ValueError("onnx_file needs backend='onnx'")
         if backend == "onnx":
             from .onnx_backend import OnnxRunner, export_onnx
-            self._onnx = OnnxRunner(export_onnx(model), num_threads=num_threads)
+            # onnx_file: an export of this model, e.g. the int8 one of ``export-onnx --int8``.
+            self._onnx = OnnxRunner(export_onnx(model) if onnx_file is None else Path(onnx_file),
+                                    num_threads=num_threads)
+            self._onnx.check_input(model.in_chans, model.input_size)
         elif backend != "torch":
             raise ValueError(f"unknown backend {backend!r}; use 'torch' or 'onnx'")
 
