@@ -388,7 +388,8 @@ def evaluate(dataset: str, n_faces: float = 100, model: str = "", progress=gr.Pr
     overall = EvalResult.from_errors(errors_a)
     summary = (f"### NME {100 * overall.nme_mean:.2f}% on {overall.n} faces\n"
                f"Failure rate {100 * overall.fr_10:.1f}% and AUC {overall.auc_10:.3f} at NME 0.10. "
-               "Boxes from the ground-truth landmarks, inter-ocular NME.")
+               "Boxes from the ground-truth landmarks, inter-ocular NME. The faces may include ones the model "
+               "trained on; for held-out figures run `python -m facelm evaluate DATA --split validation`.")
     return table, str(plot), summary
 
 
