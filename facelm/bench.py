@@ -287,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"annotated faces (default {DEFAULT_DATA})")
     p.add_argument("--faces", type=int, default=200)
-    p.add_argument("--split", choices=["validation", "train", "all"], default="validation",
+    from .evaluation import SPLITS
+    p.add_argument("--split", choices=SPLITS, default="validation",
                    help="which faces of --data: train.train's default validation split (default), its train part, or all")
     p.add_argument("--photos", type=int, default=50, help="photos timed per face detector")
     p.add_argument("--model", default=None, help="model folder or Hub id (default: the bundled model)")

@@ -232,6 +232,8 @@ def cmd_export_onnx(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .bench import DEFAULT_DATA
+    from .evaluation import SPLITS
     p = argparse.ArgumentParser(prog="python -m facelm", description="Face landmark detection.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -264,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--ced", default=None, metavar="PNG", help="write the CED curve here")
     q.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
     q.add_argument("--every", type=int, default=1, help="use every n-th photo (quicker)")
-    q.add_argument("--split", choices=["all", "train", "validation"], default="all",
+    q.add_argument("--split", choices=SPLITS, default="all",
                    help="only the faces train.train's default split puts on this side (default: all)")
     model_args(q)
     q.set_defaults(func=cmd_evaluate)
@@ -273,7 +275,6 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True)
     q.add_argument("--model", default=None, help="model folder or Hub repo id (default: the bundled model)")
     q.add_argument("--int8", action="store_true", help="quantize the convolutions to int8 (faster on CPU)")
-    from .bench import DEFAULT_DATA
     q.add_argument("--calib", nargs="+", default=[str(DEFAULT_DATA)],
                    help="annotated faces for --int8 calibration; only train.train's training split is used "
                         "(default: ../shared/data/300w)")

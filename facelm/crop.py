@@ -70,3 +70,12 @@ def crop_face(image: np.ndarray, box: np.ndarray, size: int, scale: float = DEFA
     """Crop one face: returns (crop HxWxC uint8, image->crop matrix)."""
     m = crop_matrix(box, size, scale, shift_y)
     return warp(image, m, size), m
+
+
+def crops_to_input(crops: np.ndarray, in_chans: int) -> np.ndarray:
+    """(B, S, S, 3) uint8 crops -> (B, in_chans, S, S) float32 in [0, 255], what the models take
+    (one channel: ITU-R 601 luma, the weights torchvision's grayscale uses)."""
+    x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
+    if in_chans == 1:
+        x = (x * np.array([0.299, 0.587, 0.114], np.float32)[None, :, None, None]).sum(1, keepdims=True)
+    return x

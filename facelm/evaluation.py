@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -39,6 +39,7 @@ class AnnotatedPhoto:
 
 
 Split = Literal["all", "train", "validation"]
+SPLITS: tuple[str, ...] = get_args(Split)
 
 
 def iter_annotated(paths: Sequence[str | Path], every: int = 1, split: Split = "all") -> Iterator[AnnotatedPhoto]:
@@ -48,8 +49,8 @@ def iter_annotated(paths: Sequence[str | Path], every: int = 1, split: Split = "
     whose identity ``train.train``'s default split puts on that side (:func:`facelm.data.in_validation`)."""
     from .data import identity_of, in_validation
     from .io import image_file, read_annotations
-    if split not in ("all", "train", "validation"):
-        raise ValueError(f"split must be 'all', 'train' or 'validation', got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     count = 0
     for p in paths:
         p = Path(p)

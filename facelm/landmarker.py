@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 
 from .annotation import AnnotatedImage, Face
-from .crop import crop_matrix, invert, transform_points, warp
+from .crop import crop_matrix, crops_to_input, invert, transform_points, warp
 from .face_box import face_box
 from .hub import load_model
 from .image import ImageLike, MAX_PIXELS, to_rgb_array
@@ -92,8 +91,7 @@ class FaceLandmarker:
         if backend == "onnx":
             from .onnx_backend import OnnxRunner, export_onnx
             # onnx_file: an export of this model, e.g. the int8 one of ``export-onnx --int8``.
-            self._onnx = OnnxRunner(export_onnx(model) if onnx_file is None else Path(onnx_file),
-                                    num_threads=num_threads)
+            self._onnx = OnnxRunner(export_onnx(model) if onnx_file is None else onnx_file, num_threads=num_threads)
             self._onnx.check_input(model.in_chans, model.input_size)
         elif backend != "torch":
             raise ValueError(f"unknown backend {backend!r}; use 'torch' or 'onnx'")
@@ -111,9 +109,7 @@ class FaceLandmarker:
     # -- the model on crops ---------------------------------------------------------------------
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
         """(B, S, S, 3) uint8 crops -> (B, K, 2) landmarks in crop pixels."""
-        x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
-        if self.model.in_chans == 1:
-            x = (x * np.array([0.299, 0.587, 0.114], np.float32)[None, :, None, None]).sum(1, keepdims=True)
+        x = crops_to_input(crops, self.model.in_chans)
         pts = self._run(x)
         if self.flip_test:
             flipped = self._run(np.ascontiguousarray(x[..., ::-1]))

@@ -38,23 +38,16 @@ def calibration_crops(model: LandmarkModel, data: Sequence[str | os.PathLike], n
                       split: str = "train") -> np.ndarray:
     """(n, C, S, S) float crops of annotated faces, cut by the model's crop rule, for int8 calibration.
     The default ``split`` keeps to the faces ``train.train`` trains on, so no held-out face tunes it."""
-    from .crop import crop_matrix, warp
+    from .crop import crop_face, crops_to_input
     from .evaluation import iter_annotated
     from .image import to_rgb_array
     photos = list(iter_annotated(data, split=split))
     if not photos:
         raise FacelmError(f"no annotated faces in {', '.join(map(str, data))} (split {split!r}) to calibrate on")
     pick = np.linspace(0, len(photos) - 1, min(n, len(photos))).round().astype(int)
-    s = model.input_size
-    crops = []
-    for i in pick:
-        ph = photos[i]
-        m = crop_matrix(ph.boxes[0], s, model.crop_scale, model.crop_shift_y)
-        crops.append(warp(to_rgb_array(ph.path), m, s))
-    x = np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32)
-    if model.in_chans == 1:
-        x = (x * np.array([0.299, 0.587, 0.114], np.float32)[None, :, None, None]).sum(1, keepdims=True)
-    return np.ascontiguousarray(x)
+    crops = [crop_face(to_rgb_array(photos[i].path), photos[i].boxes[0], model.input_size, model.crop_scale,
+                       model.crop_shift_y)[0] for i in pick]
+    return crops_to_input(np.stack(crops), model.in_chans)
 
 
 def quantize_int8(onnx_model: bytes, calibration: np.ndarray) -> bytes:
