@@ -72,10 +72,14 @@ def crop_face(image: np.ndarray, box: np.ndarray, size: int, scale: float = DEFA
     return warp(image, m, size), m
 
 
+LUMA = (0.299, 0.587, 0.114)
+"""RGB weights of the one channel that grayscale (``in_chans=1``) models see, in training and inference
+(ITU-R 601 luma)."""
+
+
 def crops_to_input(crops: np.ndarray, in_chans: int) -> np.ndarray:
-    """(B, S, S, 3) uint8 crops -> (B, in_chans, S, S) float32 in [0, 255], what the models take
-    (one channel: ITU-R 601 luma, the weights torchvision's grayscale uses)."""
+    """(B, S, S, 3) uint8 crops -> (B, in_chans, S, S) float32 in [0, 255], what the models take."""
     x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
     if in_chans == 1:
-        x = (x * np.array([0.299, 0.587, 0.114], np.float32)[None, :, None, None]).sum(1, keepdims=True)
+        x = (x * np.array(LUMA, np.float32)[None, :, None, None]).sum(1, keepdims=True)
     return x

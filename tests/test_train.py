@@ -84,3 +84,17 @@ def test_distributed_two_cpu_processes(tmp_path: Path, xml: str) -> None:
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert (out / "best" / "model.safetensors").is_file()
     assert "train faces" in r.stdout
+
+
+def test_grayscale_model_trains_and_predicts(tmp_path: Path, xml: str) -> None:
+    """``--in-chans 1``: training, the final evaluation and inference all feed the same one channel."""
+    out = tmp_path / "gray"
+    train_main(["--data", xml, "--val-data", xml, "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+                "--in-chans", "1", "--epochs", "1"] + TINY)
+    assert json.loads((out / "best" / "eval.json").read_text())["results"]["all"]["nme_mean"] > 0
+    from facelm import FaceLandmarker
+    from facelm.evaluation import iter_annotated
+    fl = FaceLandmarker.from_pretrained(out / "best", detector=None)
+    assert fl.model.in_chans == 1
+    ph = next(iter(iter_annotated([xml])))
+    assert fl.predict(ph.path, boxes=ph.boxes).landmarks.shape == (len(ph.boxes), 68, 2)

@@ -27,7 +27,8 @@ SUBSET_GROUPS = {"300w": ("afw", "helen_trainset", "helen", "lfpw", "ibug")}
 def predict_cache(model: LandmarkModel, cache: CropCache, scheme: Scheme, batch_size: int = 128) -> np.ndarray:
     was_training = model.training
     model.eval()
-    preds = [model.predict(x) for x, _ in DataLoader(CachedFaces(cache, scheme, train=False), batch_size=batch_size)]
+    faces = CachedFaces(cache, scheme, train=False, in_chans=model.in_chans)
+    preds = [model.predict(x) for x, _ in DataLoader(faces, batch_size=batch_size)]
     model.train(was_training)
     return torch.cat(preds).numpy() if preds else np.zeros((0, scheme.num_points, 2), np.float32)
 

@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import Dataset
 
 from facelm.augment import AugmentConfig, apply, build_augment, build_eval
+from facelm.crop import LUMA
 from facelm.crop_cache import CropCache
 from facelm.schemes import Scheme
 
@@ -13,8 +14,10 @@ from facelm.schemes import Scheme
 class CachedFaces(Dataset):
     """Faces from a CropCache, augmented (training) or centre-cropped (evaluation)."""
 
-    def __init__(self, cache: CropCache, scheme: Scheme, train: bool, augment: AugmentConfig | None = None):
+    def __init__(self, cache: CropCache, scheme: Scheme, train: bool, augment: AugmentConfig | None = None,
+                 in_chans: int = 3):
         self.cache = cache
+        self.luma = torch.tensor(LUMA).view(3, 1, 1) if in_chans == 1 else None
         self.transform = build_augment(scheme, cache.input_size, augment) if train else build_eval(cache.input_size)
 
     def __len__(self) -> int:
@@ -23,7 +26,10 @@ class CachedFaces(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         img, pts = apply(self.transform, torch.from_numpy(self.cache.images[i]),
                          torch.from_numpy(self.cache.landmarks[i]))
-        return img.float(), pts.float()
+        img = img.float()
+        if self.luma is not None:  # the same one channel as facelm.crop.crops_to_input gives at inference
+            img = (img * self.luma).sum(0, keepdim=True)
+        return img, pts.float()
 
 
 def neighbors_from_mean_shape(landmarks: np.ndarray, k: int) -> list[list[int]]:

@@ -139,7 +139,7 @@ def train(cfg: TrainConfig) -> dict:
     if model.input_size != cfg.input_size or abs(model.crop_scale - cfg.crop_scale) > 1e-9:
         raise SystemExit(f"--init-from model uses input {model.input_size}px / crop {model.crop_scale}; "
                          f"pass --input-size {model.input_size} --crop-scale {model.crop_scale}")
-    train_set = CachedFaces(train_cache, scheme, train=True)
+    train_set = CachedFaces(train_cache, scheme, train=True, in_chans=model.in_chans)
     w = sample_weights(train_cache.sources, cfg.source_weights)
     g = torch.Generator().manual_seed(cfg.seed)
     sampler = WeightedRandomSampler(w, num_samples=len(train_set), replacement=True, generator=g)
