@@ -45,8 +45,12 @@ def transform_points(points: np.ndarray, m: np.ndarray) -> np.ndarray:
 def warp(image: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     """Resample the crop. Area averaging first when shrinking a lot, so small crops are not aliased."""
     shrink = 1.0 / max(np.sqrt(abs(np.linalg.det(m[:, :2]))), 1e-9)
-    if shrink > 2.0:
-        f = int(shrink // 1.5)
+    f = int(shrink // 1.5)
+    if f >= 2:
+        # Only the part of the photo that the crop shows is shrunk, so a face in a big photo costs what
+        # a face in a small one does; its sides are cut to multiples of f because OpenCV's area
+        # resize is several times faster for whole-number factors.
+        image, m = _source_region(image, m, size, f)
         small = cv2.resize(image, (max(image.shape[1] // f, 1), max(image.shape[0] // f, 1)),
                            interpolation=cv2.INTER_AREA)
         # Points scale by the real size ratio (the integer division can round off a pixel).
@@ -56,6 +60,27 @@ def warp(image: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
         image = small
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=0)
+
+
+def _source_region(image: np.ndarray, m: np.ndarray, size: int, multiple: int) -> tuple[np.ndarray, np.ndarray]:
+    """The part of ``image`` under the crop (plus a pixel of context for interpolation), with sides
+    that are multiples of ``multiple`` where the image allows, and ``m`` re-based onto it."""
+    corners = transform_points(np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64) - 0.5, invert(m))
+    h, w = image.shape[:2]
+    lo, hi = [], []
+    for axis, n in ((0, w), (1, h)):
+        a = int(np.clip(np.floor(corners[:, axis].min()) - 1, 0, n))
+        b = int(np.clip(np.ceil(corners[:, axis].max()) + 2, 0, n))
+        span = -(-(b - a) // multiple) * multiple
+        a = max(min(a, n - span), 0)  # widen to a whole multiple, leftwards at the image's far edge
+        lo.append(a)
+        hi.append(min(a + span, n))
+    (x0, y0), (x1, y1) = lo, hi
+    if x1 <= x0 or y1 <= y0:
+        return image, m
+    shifted = m.copy()
+    shifted[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
+    return image[y0:y1, x0:x1], shifted
 
 
 def compose(second: np.ndarray, first: np.ndarray) -> np.ndarray:

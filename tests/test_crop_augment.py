@@ -40,6 +40,26 @@ def test_crop_points_follow_pixels(size: int, rotation: float) -> None:
     np.testing.assert_allclose(transform_points(mapped, invert(m)), pts, atol=1e-3)
 
 
+@pytest.mark.parametrize("size", [112, 48, 24])
+def test_crop_reads_only_the_pixels_under_it(size: int) -> None:
+    """A face cut from a big photo is the same crop as from a small one (only the region under the crop
+    is shrunk), and a crop that runs off the photo's edge still puts points on their pixels."""
+    pts = np.array([[210.0, 230.0], [330.0, 260.0], [270.0, 380.0]])
+    img = _blobs(600, 500, pts, sigma=6.0).astype(np.uint8)
+    box = np.array([190, 200, 350, 400], np.float64)
+    big = np.zeros((3000, 4000, 3), np.uint8)
+    big[1001:1601, 1502:2002] = img
+    small_crop = warp(img, crop_matrix(box, size), size)
+    big_crop = warp(big, crop_matrix(box + [1502, 1001, 1502, 1001], size), size)
+    assert np.abs(small_crop.astype(int) - big_crop).max() <= 1
+    edge = img[150:, 180:]  # the box now starts 10 px from the left edge and 50 px from the top
+    m = crop_matrix(box - [180, 150, 180, 150], size)
+    crop = warp(edge, m, size)
+    for x, y in transform_points(pts - [180, 150], m):
+        cx, cy = _centroid(crop[..., 0], x, y, r=max(2, size // 16))
+        assert abs(cx - x) < 0.3 and abs(cy - y) < 0.3
+
+
 def test_crop_centre_and_side() -> None:
     m = crop_matrix(np.array([10, 20, 110, 220]), 100, scale=1.0)
     # the box's long side (200 px) spans the crop; its centre lands on the crop centre

@@ -62,13 +62,20 @@ def test_fine_tune_from_model_and_push_to_local_hub(tmp_path: Path, xml: str) ->
     assert all((pushed[k] == trained[k]).all() for k in trained)
 
 
-def test_fine_tune_refuses_mismatched_input_size(tmp_path: Path, xml: str) -> None:
+def test_fine_tune_keeps_or_changes_the_input_size(tmp_path: Path, xml: str) -> None:
+    """Without --input-size a fine-tune keeps the model's; with one it re-grids the head and trains at
+    that size. A different crop scale would change what the coordinates mean: refused."""
     base = tmp_path / "base"
-    args = ["--data", xml, "--val-data", xml, "--cache-dir", str(tmp_path / "cache")]
-    train_main(args + TINY + ["--out", str(base), "--epochs", "1"])
-    with pytest.raises(SystemExit, match="input 32px"):
-        train_main(args + ["--out", str(tmp_path / "ft"), "--epochs", "1", "--init-from", str(base / "best"),
-                           "--input-size", "64", "--num-workers", "0"])
+    args = ["--data", xml, "--val-data", xml, "--cache-dir", str(tmp_path / "cache"), "--epochs", "1",
+            "--num-workers", "0", "--threads", "1", "--batch-size", "8"]
+    train_main(args + TINY + ["--out", str(base)])
+    train_main(args + ["--out", str(tmp_path / "same"), "--init-from", str(base / "best")])
+    assert load_model(tmp_path / "same" / "best").input_size == 32
+    train_main(args + ["--out", str(tmp_path / "bigger"), "--init-from", str(base / "best"), "--input-size", "48"])
+    bigger = load_model(tmp_path / "bigger" / "best")
+    assert bigger.input_size == 48 and bigger.head.grid == 6
+    with pytest.raises(SystemExit, match="crops at 1.3"):
+        train_main(args + ["--out", str(tmp_path / "ft"), "--init-from", str(base / "best"), "--crop-scale", "1.5"])
 
 
 @pytest.mark.slow

@@ -44,10 +44,13 @@ class TrainConfig:
     backbone: str = "facelm_res"
     head: str = "pipnet"
     width: int = 32
-    input_size: int = 112
+    input_size: int | None = None
+    """crop side in pixels; default: the --init-from model's, else 112. Another size than the
+    --init-from model's re-grids its head and fine-tunes at the new size."""
     in_chans: int = 3
     num_neighbors: int = 5
-    crop_scale: float = 1.3
+    crop_scale: float | None = None
+    """crop side / face box side; default: the --init-from model's, else 1.3"""
     epochs: int = 60
     batch_size: int = 64
     lr: float = 2e-3
@@ -78,8 +81,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                  "patience", "num_workers", "seed", "init_from", "time_budget_min", "max_faces", "cache_dir",
                  "push_to_hub", "eval_every", "threads"):
         default = getattr(d, name)
-        typ = type(default) if default is not None else (float if name == "time_budget_min" else
-                                                          int if name == "max_faces" else str)
+        typ = type(default) if default is not None else (float if name in ("time_budget_min", "crop_scale") else
+                                                          int if name in ("max_faces", "input_size") else str)
         p.add_argument("--" + name.replace("_", "-"), type=typ, default=default)
     p.add_argument("--source-weight", action="append", default=[], metavar="SOURCE=W",
                    help="sample faces of a source W times as often (e.g. afw=2)")
@@ -93,16 +96,30 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     return TrainConfig(**kw, source_weights=weights)
 
 
-def build_model(cfg: TrainConfig, train_cache: CropCache) -> LandmarkModel:
-    if cfg.init_from:
-        from facelm.hub import load_model
-        return load_model(cfg.init_from)
+def load_base(cfg: TrainConfig) -> tuple[LandmarkModel | None, int, float]:
+    """The --init-from model (if any), and the input size and crop scale to train at."""
+    if not cfg.init_from:
+        return None, cfg.input_size or 112, cfg.crop_scale or 1.3
+    from facelm.hub import load_model
+    base = load_model(cfg.init_from)
+    crop_scale = cfg.crop_scale or base.crop_scale
+    if abs(base.crop_scale - crop_scale) > 1e-9:
+        # The model's coordinates are tied to its framing of the face; refuse rather than retrain it silently.
+        raise SystemExit(f"--init-from model crops at {base.crop_scale} x the face box; "
+                         f"leave out --crop-scale or pass --crop-scale {base.crop_scale}")
+    return base, cfg.input_size or base.input_size, crop_scale
+
+
+def build_model(cfg: TrainConfig, base: LandmarkModel | None, input_size: int, crop_scale: float,
+                train_cache: CropCache) -> LandmarkModel:
+    if base is not None:
+        return base if base.input_size == input_size else base.with_input_size(input_size)
     scheme = get_scheme(cfg.scheme)
     neighbors = (neighbors_from_mean_shape(train_cache.landmarks, cfg.num_neighbors)
                  if cfg.head == "pipnet" and cfg.num_neighbors else None)
     return LandmarkModel(backbone=cfg.backbone, head=cfg.head, scheme=scheme.name, num_points=scheme.num_points,
-                         input_size=cfg.input_size, in_chans=cfg.in_chans, width=cfg.width, neighbors=neighbors,
-                         crop_scale=cfg.crop_scale)
+                         input_size=input_size, in_chans=cfg.in_chans, width=cfg.width, neighbors=neighbors,
+                         crop_scale=crop_scale)
 
 
 def lr_at(step: float, total: float, warmup: float, base: float, time_fraction: float = 0.0) -> float:
@@ -132,13 +149,11 @@ def train(cfg: TrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     scheme = get_scheme(cfg.scheme)
     spec = DataSpec(cfg.data, cfg.val_data, cfg.val_fraction, cfg.seed, cfg.max_faces)
+    base, input_size, crop_scale = load_base(cfg)
     with acc.main_process_first():
-        train_cache, val_cache = load_caches(spec, cfg.input_size, cfg.crop_scale, cfg.cache_dir, scheme)
+        train_cache, val_cache = load_caches(spec, input_size, crop_scale, cfg.cache_dir, scheme)
     acc.print(f"train faces: {len(train_cache)}, validation faces: {len(val_cache)}")
-    model = build_model(cfg, train_cache)
-    if model.input_size != cfg.input_size or abs(model.crop_scale - cfg.crop_scale) > 1e-9:
-        raise SystemExit(f"--init-from model uses input {model.input_size}px / crop {model.crop_scale}; "
-                         f"pass --input-size {model.input_size} --crop-scale {model.crop_scale}")
+    model = build_model(cfg, base, input_size, crop_scale, train_cache)
     train_set = CachedFaces(train_cache, scheme, train=True, in_chans=model.in_chans)
     w = sample_weights(train_cache.sources, cfg.source_weights)
     g = torch.Generator().manual_seed(cfg.seed)

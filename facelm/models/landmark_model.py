@@ -57,6 +57,14 @@ class LandmarkModel(
         self.backbone = get_backbone(backbone)(in_chans=in_chans, width=width)
         self.head = get_head(head)(self.backbone.channels, num_points, input_size, neighbors=neighbors)
 
+    def with_input_size(self, input_size: int) -> "LandmarkModel":
+        """A copy that takes ``input_size`` crops, with these weights: every layer is a convolution, so
+        only the head's grid changes. A starting point for training at another resolution."""
+        config = dict(self._hub_mixin_config, input_size=input_size)
+        model = LandmarkModel(**config)
+        model.load_state_dict(self.state_dict())
+        return model
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = x * self.pixel_scale - self.pixel_shift
         return self.head(*self.backbone(x))
