@@ -7,6 +7,8 @@ cv2.warpAffine uses, so a landmark at pixel (x, y) lands on the crop pixel that 
 """
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -24,11 +26,12 @@ def crop_matrix(box: np.ndarray, size: int, scale: float = DEFAULT_SCALE, shift_
     cx = (x1 + x2) / 2 + 0.5
     cy = (y1 + y2) / 2 + 0.5 + shift_y * h
     k = size / side
-    a = np.deg2rad(rotation_deg)
-    rot = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) * k
-    # x_crop + 0.5 = rot @ (x + 0.5 - c) + size / 2
-    t = rot @ np.array([0.5 - cx, 0.5 - cy]) + size / 2 - 0.5
-    return np.hstack([rot, t[:, None]])
+    a = math.radians(rotation_deg)
+    c, s = k * math.cos(a), k * math.sin(a)
+    # x_crop + 0.5 = rot @ (x + 0.5 - c) + size / 2, with rot = [[c, s], [-s, c]]
+    dx, dy = 0.5 - cx, 0.5 - cy
+    half = size / 2 - 0.5
+    return np.array([[c, s, c * dx + s * dy + half], [-s, c, -s * dx + c * dy + half]])
 
 
 def invert(m: np.ndarray) -> np.ndarray:
@@ -44,7 +47,7 @@ def transform_points(points: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 def warp(image: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     """Resample the crop. Area averaging first when shrinking a lot, so small crops are not aliased."""
-    shrink = 1.0 / max(np.sqrt(abs(np.linalg.det(m[:, :2]))), 1e-9)
+    shrink = 1.0 / max(math.sqrt(abs(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0])), 1e-9)
     f = int(shrink // 1.5)
     if f >= 2:
         # Only the part of the photo that the crop shows is shrunk, so a face in a big photo costs what

@@ -15,7 +15,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -150,6 +150,7 @@ def train(cfg: TrainConfig) -> dict:
     scheme = get_scheme(cfg.scheme)
     spec = DataSpec(cfg.data, cfg.val_data, cfg.val_fraction, cfg.seed, cfg.max_faces)
     base, input_size, crop_scale = load_base(cfg)
+    cfg = replace(cfg, input_size=input_size, crop_scale=crop_scale)  # the checkpoint and report record what ran
     with acc.main_process_first():
         train_cache, val_cache = load_caches(spec, input_size, crop_scale, cfg.cache_dir, scheme)
     acc.print(f"train faces: {len(train_cache)}, validation faces: {len(val_cache)}")

@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..evaluation import AnnotatedPhoto, iter_annotated
+from ..evaluation import SPLITS, AnnotatedPhoto, iter_annotated
 from ..image import to_rgb_array
 from .base import BoxCalibration, CalibratedDetector, CombinedDetector, RawDetections, box_iou, greedy_matches
 
@@ -29,6 +30,10 @@ class DetectorRun:
     photos: list[AnnotatedPhoto]
     raw: list[RawDetections]
     seconds: list[float]
+
+    def where(self, keep: Callable[[AnnotatedPhoto], bool]) -> "DetectorRun":
+        idx = [i for i, ph in enumerate(self.photos) if keep(ph)]
+        return DetectorRun([self.photos[i] for i in idx], [self.raw[i] for i in idx], [self.seconds[i] for i in idx])
 
 @dataclass
 class DetectionStats:
@@ -151,9 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--data", nargs="+", required=True, help="annotated photos (e.g. the 300w folder)")
     c.add_argument("--detector", nargs="+", default=None, help=f"default: all of {available_detectors()}")
     c.add_argument("--every", type=int, default=1, help="use every n-th photo (quicker)")
+    c.add_argument("--fit-split", choices=SPLITS, default="train",
+                   help="photos the calibrations are fitted on (default: train.train's training split, so "
+                        "that figures on the validation split stay held out)")
     a = p.parse_args(argv)
     try:
         photos = list(iter_annotated(a.data, a.every))
+        fit_paths = {ph.path for ph in iter_annotated(a.data, a.every, split=a.fit_split)}
+        val_paths = {ph.path for ph in iter_annotated(a.data, a.every, split="validation")}
         detectors = {n: get_detector(n) for n in (a.detector or available_detectors())}
     except FacelmError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -164,10 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     def calibrate(det: CalibratedDetector) -> tuple[DetectorRun, BoxCalibration]:
         if det.name not in fitted:  # a combined detector's parts may also be asked for on their own
             run = run_detector(det, photos)
-            cal = fit_calibration(run)
+            fit_on = run.where(lambda ph: ph.path in fit_paths)
+            cal = fit_calibration(fit_on)
             fitted[det.name] = run, cal
             print(report(det.name, run, cal))
-            print(f"  {det!r}\n  fitted: {cal!r} on {len(matched_pairs(run)[1])} matched faces\n")
+            print(report(f"{det.name}, validation split", run.where(lambda ph: ph.path in val_paths), cal))
+            print(f"  {det!r}\n  fitted: {cal!r} on {len(matched_pairs(fit_on)[1])} matched faces "
+                  f"({a.fit_split} split)\n")
         return fitted[det.name]
 
     for name, det in detectors.items():
