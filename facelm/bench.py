@@ -14,6 +14,9 @@ never trained on), each given its ground-truth box (the tight landmark box):
   framing of dlib's own face detector (what the predictor was trained on; see facelm.detect);
 * peak resident memory (VmHWM) after the facelm part and at the end.
 
+Every time is the fastest of three passes over the faces (or photos), after a warm-up. ``--model A B``
+benchmarks several landmark models in the same run (e.g. ``--model ibug68 ibug68_fast``).
+
 NME is inter-ocular (outer eye corners), in percent. Note that dlib's predictor was trained on
 all of 300-W (AFW and HELEN-train included), these validation faces too: its NME here is a fit to
 its training data, flattering dlib.
@@ -39,6 +42,8 @@ import numpy as np
 
 SHARED_DATA = Path(os.environ.get("FACELM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 DEFAULT_DATA = SHARED_DATA / "300w"
+PASSES = 3
+"""Timed passes over the faces per row; the fastest counts."""
 
 
 @dataclass
@@ -130,14 +135,18 @@ def load_faces(data: Path, n: int, split: str = "validation") -> tuple[list[Benc
     return faces, list(images.values())
 
 
-def _time_per_item(fn: Callable[[object], np.ndarray], items: list, warmup: int = 5) -> tuple[float, list[np.ndarray]]:
+def _time_per_item(fn: Callable[[object], np.ndarray], items: list, warmup: int = 5,
+                   passes: int = PASSES) -> tuple[float, list[np.ndarray]]:
+    """ms per item of the fastest of ``passes`` passes over ``items`` (as timeit does: slower passes
+    measure other processes on the machine, not ``fn``), and the outputs."""
     for it in items[:warmup]:
         fn(it)
-    out = []
-    t = time.perf_counter()
-    for it in items:
-        out.append(fn(it))
-    return 1000 * (time.perf_counter() - t) / len(items), out
+    best = float("inf")
+    for _ in range(passes):
+        t = time.perf_counter()
+        out = [fn(it) for it in items]
+        best = min(best, time.perf_counter() - t)
+    return 1000 * best / len(items), out
 
 
 def _nme_pct(pred: list[np.ndarray] | np.ndarray, faces: list[BenchFace]) -> float:
@@ -163,9 +172,8 @@ def bench_facelm(model: object, faces: list[BenchFace], backend: str, threads: i
         return np.stack([transform_points(p, invert(m)) for p, m in zip(pts, mats)])
 
     run_all()  # warm-up: first calls allocate and pick kernels
-    t = time.perf_counter()
-    preds = run_all()
-    ms = 1000 * (time.perf_counter() - t) / len(faces)
+    ms, (preds,) = _time_per_item(lambda _: run_all(), [None], warmup=0)
+    ms /= len(faces)
     return Row(name, ms, 1000 / ms, _nme_pct(preds, faces))
 
 
@@ -231,26 +239,13 @@ def format_result(r: BenchResult) -> str:
     return "\n".join(lines)
 
 
-def run_bench(data: Path, n_faces: int, model_spec: str | None, n_photos: int, skip_dlib: bool = False,
-              split: str = "validation") -> BenchResult:
-    import torch
-
-    from .hub import load_model
-    faces, photos = load_faces(data, n_faces, split)
-    model = load_model(model_spec)
-    threads = os.cpu_count() or 1
-    result = BenchResult(machine_info(), {
-        "data": str(data), "split": split, "faces": len(faces), "photos": len(photos), "boxes": "tight box of the GT landmarks",
-        "model": model_spec or "bundled", "NME": "inter-ocular (outer eye corners), mean over faces"})
-    result.peak_rss_mb["after imports and model load"] = peak_rss_mb()
-    torch_threads = torch.get_num_threads()
-    # Batched on one thread too: on a machine whose other cores are busy, multi-threaded runs mostly
-    # measure the wait for descheduled threads.
-    configs = [(1, 1), (1, 64)] + ([(threads, 64)] if threads > 1 else [])
+def bench_model(model: object, label: str, faces: list[BenchFace], data: Path, configs: list[tuple[int, int]],
+                result: BenchResult) -> None:
+    """Rows of one landmark model: torch, onnxruntime and onnxruntime int8."""
     for backend in ("torch", "onnx"):
         for n_threads, batch in configs:
-            result.rows.append(bench_facelm(model, faces, backend, n_threads, batch))
-        result.peak_rss_mb[f"after facelm {backend}"] = peak_rss_mb()
+            result.rows.append(bench_facelm(model, faces, backend, n_threads, batch, label=f"{label}{backend}"))
+        result.peak_rss_mb[f"after facelm {label}{backend}"] = peak_rss_mb()
     # int8: calibrated on faces of the training split, never on the faces timed here.
     import tempfile
 
@@ -259,21 +254,50 @@ def run_bench(data: Path, n_faces: int, model_spec: str | None, n_photos: int, s
         int8 = Path(d) / "int8.onnx"
         int8.write_bytes(quantize_int8(export_onnx(model), calibration_crops(model, [data], split="train")))
         for n_threads, batch in configs[:2]:
-            result.rows.append(bench_facelm(model, faces, "onnx", n_threads, batch, int8, "onnx int8"))
+            result.rows.append(bench_facelm(model, faces, "onnx", n_threads, batch, int8, f"{label}onnx int8"))
+
+
+def run_bench(data: Path, n_faces: int, model_specs: list[str | None], n_photos: int, skip_dlib: bool = False,
+              split: str = "validation") -> BenchResult:
+    import torch
+
+    from .hub import load_model
+    faces, photos = load_faces(data, n_faces, split)
+    models = {spec: load_model(spec) for spec in model_specs}
+    from .errors import SchemeError
+    for spec, model in models.items():
+        if model.scheme != "ibug68":  # the faces, NME and dlib rows are 68-point
+            raise SchemeError(f"{spec}: a {model.scheme} model; the benchmark compares 68-point (ibug68) models")
+    threads = os.cpu_count() or 1
+    result = BenchResult(machine_info(), {
+        "data": str(data), "split": split, "faces": len(faces), "photos": len(photos), "boxes": "tight box of the GT landmarks",
+        "model": ", ".join(spec or "bundled default" for spec in model_specs),
+        "NME": "inter-ocular (outer eye corners), mean over faces",
+        "timing": f"fastest of {PASSES} passes over the faces, after a warm-up"})
+    result.peak_rss_mb["after imports and model load"] = peak_rss_mb()
+    torch_threads = torch.get_num_threads()
+    # Batched on one thread too: on a machine whose other cores are busy, multi-threaded runs mostly
+    # measure the wait for descheduled threads.
+    configs = [(1, 1), (1, 64)] + ([(threads, 64)] if threads > 1 else [])
+    labels = {spec: (f"{spec or 'default'} " if len(models) > 1 else "") for spec in models}
+    for spec, model in models.items():
+        bench_model(model, labels[spec], faces, data, configs, result)
     torch.set_num_threads(torch_threads)
     predictor = None if skip_dlib else _dlib_predictor_path()
     if predictor is not None:
         dlib_rows = bench_dlib(faces, predictor)
         result.rows += dlib_rows
-        ours = result.rows[0]
-        ours_onnx = next(r for r in result.rows if r.name.startswith("facelm onnx, batch 1,"))
         best_dlib = min(dlib_rows, key=lambda r: r.nme_pct)
-        ours_int8 = next(r for r in result.rows if r.name.startswith("facelm onnx int8, batch 1,"))
-        for label, row in (("torch", ours), ("onnx", ours_onnx), ("onnx int8", ours_int8)):
-            result.ratios[f"ms/face facelm {label} batch 1 / dlib (1 thread each)"] = \
-                row.ms_per_face / best_dlib.ms_per_face
-        result.ratios["NME facelm / dlib (dlib in its detector framing)"] = ours.nme_pct / dlib_rows[1].nme_pct
-        result.ratios["NME facelm / dlib (dlib on the same box)"] = ours.nme_pct / dlib_rows[0].nme_pct
+        for spec in models:
+            rows = {kind: next(r for r in result.rows if r.name.startswith(f"facelm {labels[spec]}{kind}, batch 1,"))
+                    for kind in ("torch", "onnx", "onnx int8")}
+            for kind, row in rows.items():
+                result.ratios[f"ms/face facelm {labels[spec]}{kind} batch 1 / dlib (1 thread each)"] = \
+                    row.ms_per_face / best_dlib.ms_per_face
+            result.ratios[f"NME facelm {labels[spec]}/ dlib (dlib in its detector framing)"] = \
+                rows["torch"].nme_pct / dlib_rows[1].nme_pct
+            result.ratios[f"NME facelm {labels[spec]}/ dlib (dlib on the same box)"] = \
+                rows["torch"].nme_pct / dlib_rows[0].nme_pct
     else:
         result.rows.append(Row("dlib shape_predictor_68", note="not measured: pip install dlib-bin "
                                                                "face-recognition-models"))
@@ -291,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", choices=SPLITS, default="validation",
                    help="which faces of --data: train.train's default validation split (default), its train part, or all")
     p.add_argument("--photos", type=int, default=50, help="photos timed per face detector")
-    p.add_argument("--model", default=None, help="model folder or Hub id (default: the bundled model)")
+    p.add_argument("--model", nargs="+", default=[None],
+                   help="bundled model names, model folders or Hub ids (default: the bundled default model)")
     p.add_argument("--no-dlib", action="store_true", help="skip the dlib comparison")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     a = p.parse_args(argv)

@@ -35,3 +35,8 @@ def test_bench_end_to_end(shared_data, tmp_path, capsys, one_torch_thread):
     assert set(result["detectors_ms_per_photo"]) >= {"haar"}
     assert result["peak_rss_mb"]["whole run"] > 0
     assert "dlib" in text and "ms" in text
+
+
+def test_bench_refuses_a_model_of_another_scheme(shared_data, capsys):
+    assert bench.main(["--data", str(shared_data / "300w"), "--faces", "2", "--model", "celeba5", "--no-dlib"]) == 2
+    assert "celeba5 model" in capsys.readouterr().err
