@@ -69,7 +69,7 @@ from facelm.annotation_store import Project, faces_to_json, new_project_id  # no
 from facelm.draw import draw_comparison, draw_landmarks, worst_points  # noqa: E402
 from facelm.editor import CSS as EDITOR_CSS, JS as EDITOR_JS, TEMPLATE as EDITOR_TEMPLATE  # noqa: E402
 from facelm.editor import editor_value, faces_from_value  # noqa: E402
-from facelm.hub import DEFAULT_MODEL_DIR  # noqa: E402
+from facelm.hub import DEFAULT_MODEL_DIR, bundled_models  # noqa: E402
 from facelm.image import to_rgb_array  # noqa: E402
 from facelm.io import read_annotations, write_annotations  # noqa: E402
 from facelm.io.pts import read_pts  # noqa: E402
@@ -766,7 +766,8 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
     gr.HTML(HEADER)
     with gr.Row(elem_id="flm-modelbar"):
         model_in = gr.Textbox(label="Model", value=DEFAULT_MODEL, scale=5, max_lines=1,
-                              placeholder="bundled default · or a Hugging Face Hub id (org/name) · or a local model folder")
+                              placeholder=f"bundled default · a bundled model ({', '.join(bundled_models())}) · "
+                                          "a Hugging Face Hub id (org/name) · a local model folder")
         load_btn = gr.Button("Load model", variant="secondary", scale=1, min_width=140)
     model_md = gr.Markdown(elem_id="flm-modelinfo")
 

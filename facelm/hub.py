@@ -17,7 +17,7 @@ DEFAULT_MODEL_DIR = WEIGHTS_DIR / "ibug68"
 
 
 def bundled_models() -> list[str]:
-    """Names of the models shipped in the package (``load_model("celeba5")``): one per scheme."""
+    """Names of the models shipped in the package (``load_model("celeba5")``)."""
     return sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / "config.json").is_file())
 
 
