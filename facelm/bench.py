@@ -15,7 +15,8 @@ never trained on), each given its ground-truth box (the tight landmark box):
 * peak resident memory (VmHWM) after the facelm part and at the end.
 
 Every time is the fastest of three passes over the faces (or photos), after a warm-up. ``--model A B``
-benchmarks several landmark models in the same run (e.g. ``--model ibug68 ibug68_fast``).
+benchmarks several landmark models in the same run (default: both bundled 68-point models,
+``ibug68`` and ``ibug68_fast``).
 
 NME is inter-ocular (outer eye corners), in percent. Note that dlib's predictor was trained on
 all of 300-W (AFW and HELEN-train included), these validation faces too: its NME here is a fit to
@@ -42,6 +43,8 @@ import numpy as np
 
 SHARED_DATA = Path(os.environ.get("FACELM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 DEFAULT_DATA = SHARED_DATA / "300w"
+DEFAULT_MODELS = ("ibug68", "ibug68_fast")
+"""The bundled 68-point models: the default and the 96 px one made for speed."""
 PASSES = 3
 """Timed passes over the faces per row; the fastest counts."""
 
@@ -315,8 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", choices=SPLITS, default="validation",
                    help="which faces of --data: train.train's default validation split (default), its train part, or all")
     p.add_argument("--photos", type=int, default=50, help="photos timed per face detector")
-    p.add_argument("--model", nargs="+", default=[None],
-                   help="bundled model names, model folders or Hub ids (default: the bundled default model)")
+    p.add_argument("--model", nargs="+", default=list(DEFAULT_MODELS),
+                   help=f"bundled model names, model folders or Hub ids (default: {' '.join(DEFAULT_MODELS)})")
     p.add_argument("--no-dlib", action="store_true", help="skip the dlib comparison")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     a = p.parse_args(argv)

@@ -47,7 +47,9 @@ def _nme(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(np.mean(nme(pred, gt, "ibug68")))
 
 
-def test_accuracy_with_ground_truth_boxes(fl, faces_300w):
+@pytest.mark.parametrize("name", ["ibug68", "ibug68_fast"])
+def test_accuracy_with_ground_truth_boxes(name, faces_300w):
+    fl = FaceLandmarker.from_pretrained(name, detector=None)
     assert len(faces_300w) >= 20
     errors = []
     for ph in faces_300w:
@@ -122,7 +124,7 @@ def test_bundled_five_point_model(shared_data):
     """The bundled 5-point model, loaded by name, on five_point faces it never trained on (the
     validation identities); it scores about 7 % on the whole split (README)."""
     from facelm.hub import bundled_models
-    assert {"ibug68", "celeba5"} <= set(bundled_models())
+    assert {"ibug68", "ibug68_fast", "celeba5"} <= set(bundled_models())
     fl5 = FaceLandmarker.from_pretrained("celeba5", detector=None)
     assert fl5.scheme.name == "celeba5"
     photos = list(iter_annotated([shared_data / "five_point" / "list_landmarks.csv"], every=10, split="validation"))
