@@ -174,8 +174,8 @@ def bench_facelm(model: object, faces: list[BenchFace], backend: str, threads: i
         pts = np.concatenate([fl.predict_crops(crops[i:i + batch]) for i in range(0, len(crops), batch)])
         return np.stack([transform_points(p, invert(m)) for p, m in zip(pts, mats)])
 
-    run_all()  # warm-up: first calls allocate and pick kernels
-    ms, (preds,) = _time_per_item(lambda _: run_all(), [None], warmup=0)
+    # one warm-up run: first calls allocate and pick kernels
+    ms, (preds,) = _time_per_item(lambda _: run_all(), [None], warmup=1)
     ms /= len(faces)
     return Row(name, ms, 1000 / ms, _nme_pct(preds, faces))
 

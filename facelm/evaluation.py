@@ -42,12 +42,18 @@ Split = Literal["all", "train", "validation"]
 SPLITS: tuple[str, ...] = get_args(Split)
 
 
+def in_split(path: str | Path, split: Split) -> bool:
+    """Whether ``train.train``'s default split puts the photo at ``path`` on the ``split`` side (by the
+    identity in its file name: :func:`facelm.data.in_validation`)."""
+    from .data import identity_of, in_validation
+    return split == "all" or in_validation(identity_of(str(path))) == (split == "validation")
+
+
 def iter_annotated(paths: Sequence[str | Path], every: int = 1, split: Split = "all") -> Iterator[AnnotatedPhoto]:
     """Photos with at least one annotated face from anything :func:`facelm.io.read_annotations`
     reads. ``subset`` is the first subfolder for a folder of .pts files (300-W's afw/, helen/), else
     the file or folder name. ``every`` keeps every n-th photo (quick runs). ``split`` keeps the photos
     whose identity ``train.train``'s default split puts on that side (:func:`facelm.data.in_validation`)."""
-    from .data import identity_of, in_validation
     from .io import image_file, read_annotations
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -57,7 +63,7 @@ def iter_annotated(paths: Sequence[str | Path], every: int = 1, split: Split = "
         aset = read_annotations(p)
         for im in aset.images:
             faces = [f.landmarks for f in im.faces if np.isfinite(f.landmarks).all()]
-            if not faces or (split != "all" and in_validation(identity_of(im.path)) != (split == "validation")):
+            if not faces or not in_split(im.path, split):
                 continue
             count += 1
             if (count - 1) % every:

@@ -24,6 +24,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm.auto import tqdm
 
+from facelm.crop import DEFAULT_SCALE
 from facelm.crop_cache import CropCache
 from facelm.data import DEFAULT_VAL_FRACTION
 from facelm.models import LandmarkModel
@@ -99,7 +100,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 def load_base(cfg: TrainConfig) -> tuple[LandmarkModel | None, int, float]:
     """The --init-from model (if any), and the input size and crop scale to train at."""
     if not cfg.init_from:
-        return None, cfg.input_size or 112, cfg.crop_scale or 1.3
+        return None, cfg.input_size or 112, cfg.crop_scale or DEFAULT_SCALE
     from facelm.hub import load_model
     base = load_model(cfg.init_from)
     crop_scale = cfg.crop_scale or base.crop_scale
@@ -110,16 +111,16 @@ def load_base(cfg: TrainConfig) -> tuple[LandmarkModel | None, int, float]:
     return base, cfg.input_size or base.input_size, crop_scale
 
 
-def build_model(cfg: TrainConfig, base: LandmarkModel | None, input_size: int, crop_scale: float,
-                train_cache: CropCache) -> LandmarkModel:
+def build_model(cfg: TrainConfig, base: LandmarkModel | None, train_cache: CropCache) -> LandmarkModel:
+    """The --init-from model at ``cfg.input_size``, or a new one; ``cfg``'s sizes are already resolved."""
     if base is not None:
-        return base if base.input_size == input_size else base.with_input_size(input_size)
+        return base if base.input_size == cfg.input_size else base.with_input_size(cfg.input_size)
     scheme = get_scheme(cfg.scheme)
     neighbors = (neighbors_from_mean_shape(train_cache.landmarks, cfg.num_neighbors)
                  if cfg.head == "pipnet" and cfg.num_neighbors else None)
     return LandmarkModel(backbone=cfg.backbone, head=cfg.head, scheme=scheme.name, num_points=scheme.num_points,
-                         input_size=input_size, in_chans=cfg.in_chans, width=cfg.width, neighbors=neighbors,
-                         crop_scale=crop_scale)
+                         input_size=cfg.input_size, in_chans=cfg.in_chans, width=cfg.width, neighbors=neighbors,
+                         crop_scale=cfg.crop_scale)
 
 
 def lr_at(step: float, total: float, warmup: float, base: float, time_fraction: float = 0.0) -> float:
@@ -152,9 +153,9 @@ def train(cfg: TrainConfig) -> dict:
     base, input_size, crop_scale = load_base(cfg)
     cfg = replace(cfg, input_size=input_size, crop_scale=crop_scale)  # the checkpoint and report record what ran
     with acc.main_process_first():
-        train_cache, val_cache = load_caches(spec, input_size, crop_scale, cfg.cache_dir, scheme)
+        train_cache, val_cache = load_caches(spec, cfg.input_size, cfg.crop_scale, cfg.cache_dir, scheme)
     acc.print(f"train faces: {len(train_cache)}, validation faces: {len(val_cache)}")
-    model = build_model(cfg, base, input_size, crop_scale, train_cache)
+    model = build_model(cfg, base, train_cache)
     train_set = CachedFaces(train_cache, scheme, train=True, in_chans=model.in_chans)
     w = sample_weights(train_cache.sources, cfg.source_weights)
     g = torch.Generator().manual_seed(cfg.seed)

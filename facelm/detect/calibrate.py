@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..evaluation import SPLITS, AnnotatedPhoto, iter_annotated
+from ..evaluation import SPLITS, AnnotatedPhoto, in_split, iter_annotated
 from ..image import to_rgb_array
 from .base import BoxCalibration, CalibratedDetector, CombinedDetector, RawDetections, box_iou, greedy_matches
 
@@ -162,8 +162,6 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         photos = list(iter_annotated(a.data, a.every))
-        fit_paths = {ph.path for ph in iter_annotated(a.data, a.every, split=a.fit_split)}
-        val_paths = {ph.path for ph in iter_annotated(a.data, a.every, split="validation")}
         detectors = {n: get_detector(n) for n in (a.detector or available_detectors())}
     except FacelmError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -174,11 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     def calibrate(det: CalibratedDetector) -> tuple[DetectorRun, BoxCalibration]:
         if det.name not in fitted:  # a combined detector's parts may also be asked for on their own
             run = run_detector(det, photos)
-            fit_on = run.where(lambda ph: ph.path in fit_paths)
+            fit_on = run.where(lambda ph: in_split(ph.path, a.fit_split))
             cal = fit_calibration(fit_on)
             fitted[det.name] = run, cal
             print(report(det.name, run, cal))
-            print(report(f"{det.name}, validation split", run.where(lambda ph: ph.path in val_paths), cal))
+            print(report(f"{det.name}, validation split", run.where(lambda ph: in_split(ph.path, "validation")), cal))
             print(f"  {det!r}\n  fitted: {cal!r} on {len(matched_pairs(fit_on)[1])} matched faces "
                   f"({a.fit_split} split)\n")
         return fitted[det.name]
