@@ -67,3 +67,48 @@ def test_pipnet_decode_inverts_its_targets() -> None:
     # and the loss is (nearly) minimal for those outputs: offsets exact, score peaked
     terms = head.loss({"score": score, "offset": offset, "nb_offset": nb_off}, target)
     assert float(terms["offset"]) < 1e-6 and float(terms["neighbor"]) < 1e-6
+
+
+def test_growing_the_bundled_model_keeps_its_landmarks_and_can_train(shared_data) -> None:
+    """A wider and deeper copy of the bundled model predicts the same landmarks on real faces, and the
+    parts it added get gradients (zero-scale BatchNorms must not be dead ends)."""
+    from facelm import FaceLandmarker
+    from facelm.evaluation import iter_annotated
+    from facelm.hub import load_model
+    from facelm.models.growth import grow
+
+    base = load_model(None).eval()
+    grown = grow(base, width=40, depth=2).eval()
+    assert grown.backbone.channels == (80, 160) and len(grown.backbone.s16) == 3
+    assert sum(p.numel() for p in grown.parameters()) > 1.5 * sum(p.numel() for p in base.parameters())
+    photos = list(iter_annotated([shared_data / "300w"], every=40, split="validation"))
+    assert len(photos) >= 3
+    for ph in photos:
+        a = FaceLandmarker(base, detector=None).predict(ph.path, boxes=ph.boxes).landmarks
+        b = FaceLandmarker(grown, detector=None).predict(ph.path, boxes=ph.boxes).landmarks
+        np.testing.assert_allclose(b, a, atol=1e-3)
+
+    grown.train()
+    opt = torch.optim.SGD(grown.parameters(), lr=1e-3)
+    x = torch.rand(4, 3, base.input_size, base.input_size) * 255
+    target = torch.rand(4, 68, 2) * (base.input_size - 1)
+    for _ in range(2):  # the new channels' scales wake up at the second step (see facelm.models.growth)
+        opt.zero_grad()
+        grown.loss(x, target)["total"].backward()
+        opt.step()
+    for norm in (grown.backbone.stem[0][1], grown.backbone.s8[0].conv1[1], grown.head.fuse[1]):
+        assert norm.weight.grad[norm.weight.shape[0] * 4 // 5:].abs().min() > 0, "new channels get no gradient"
+    assert grown.backbone.s16[2].last_norm.weight.grad.abs().min() > 0, "a new block gets no gradient"
+
+
+def test_growing_refuses_to_shrink_or_change_other_things() -> None:
+    from facelm.models.growth import grow
+    model = LandmarkModel(width=16, depth=2, input_size=64)
+    with pytest.raises(ValueError, match="cannot shrink width"):
+        grow(model, width=8)
+    with pytest.raises(ValueError, match="cannot shrink depth"):
+        grow(model, depth=1)
+    with pytest.raises(ValueError, match="only grow"):
+        grow(model, input_size=96)
+    with pytest.raises(ValueError, match="fixed depth"):
+        LandmarkModel(backbone="simple_cnn", depth=2)

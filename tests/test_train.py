@@ -80,6 +80,24 @@ def test_fine_tune_keeps_or_changes_the_input_size(tmp_path: Path, xml: str) -> 
         train_main(args + ["--out", str(tmp_path / "ft"), "--init-from", str(base / "best"), "--crop-scale", "1.5"])
 
 
+def test_fine_tune_grows_the_model_and_selects_by_a_group(tmp_path: Path, xml: str) -> None:
+    """--width / --depth above the --init-from model's grow it (facelm.models.growth); smaller ones
+    are refused, and so is a --select-by group that the validation faces do not have."""
+    base = tmp_path / "base"
+    args = ["--data", xml, "--val-data", xml, "--cache-dir", str(tmp_path / "cache"), "--epochs", "1",
+            "--num-workers", "0", "--threads", "1", "--batch-size", "8"]
+    train_main(args + TINY + ["--out", str(base)])
+    summary = train_main(args + ["--out", str(tmp_path / "grown"), "--init-from", str(base / "best"),
+                                 "--width", "12", "--depth", "2", "--select-by", "dlib_examples_faces"])
+    grown = load_model(tmp_path / "grown" / "best")
+    assert grown.backbone.channels == (24, 48) and len(grown.backbone.s8) == 3
+    assert summary["selected_by"] == "dlib_examples_faces"
+    with pytest.raises(SystemExit, match="cannot shrink width"):
+        train_main(args + ["--out", str(tmp_path / "x"), "--init-from", str(base / "best"), "--width", "4"])
+    with pytest.raises(SystemExit, match="groups"):
+        train_main(args + ["--out", str(tmp_path / "y"), "--init-from", str(base / "best"), "--select-by", "300w"])
+
+
 @pytest.mark.slow
 def test_distributed_two_cpu_processes(tmp_path: Path, xml: str) -> None:
     """The Accelerate path: two gloo processes on the CPU train one model together."""

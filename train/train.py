@@ -28,10 +28,11 @@ from facelm.crop import DEFAULT_SCALE
 from facelm.crop_cache import CropCache
 from facelm.data import DEFAULT_VAL_FRACTION
 from facelm.models import LandmarkModel
+from facelm.models.growth import grow
 from facelm.schemes import get_scheme
 
 from .datasets import DataSpec, load_caches
-from .evaluate import evaluate_cache, write_report
+from .evaluate import evaluate_cache, group_labels, write_report
 from .samples import CachedFaces, neighbors_from_mean_shape, sample_weights
 
 
@@ -44,7 +45,11 @@ class TrainConfig:
     scheme: str = "ibug68"
     backbone: str = "facelm_res"
     head: str = "pipnet"
-    width: int = 32
+    width: int | None = None
+    """network width; default: the --init-from model's, else 32. A larger one than the --init-from
+    model's grows it (facelm.models.growth: same outputs at the start, more capacity to train)."""
+    depth: int | None = None
+    """stride-1 blocks per backbone stage (facelm_res); default and growth as for width, else 1"""
     input_size: int | None = None
     """crop side in pixels; default: the --init-from model's, else 112. Another size than the
     --init-from model's re-grids its head and fine-tunes at the new size."""
@@ -70,6 +75,9 @@ class TrainConfig:
     eval_every: int = 1
     threads: int = 0
     """torch CPU threads (0: torch's default). One thread is steadier on a busy 2-core machine."""
+    select_by: str = "all"
+    """validation group whose mean NME picks the best checkpoint and drives early stopping: "all", a
+    source (e.g. ytf68) or a group such as 300w"""
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
@@ -80,10 +88,10 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     for name in ("out", "val_fraction", "scheme", "backbone", "head", "width", "input_size", "in_chans",
                  "num_neighbors", "crop_scale", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
                  "patience", "num_workers", "seed", "init_from", "time_budget_min", "max_faces", "cache_dir",
-                 "push_to_hub", "eval_every", "threads"):
+                 "push_to_hub", "eval_every", "threads", "depth", "select_by"):
         default = getattr(d, name)
         typ = type(default) if default is not None else (float if name in ("time_budget_min", "crop_scale") else
-                                                          int if name in ("max_faces", "input_size") else str)
+                                                          int if name in ("max_faces", "input_size", "width", "depth") else str)
         p.add_argument("--" + name.replace("_", "-"), type=typ, default=default)
     p.add_argument("--source-weight", action="append", default=[], metavar="SOURCE=W",
                    help="sample faces of a source W times as often (e.g. afw=2)")
@@ -114,12 +122,19 @@ def load_base(cfg: TrainConfig) -> tuple[LandmarkModel | None, int, float]:
 def build_model(cfg: TrainConfig, base: LandmarkModel | None, train_cache: CropCache) -> LandmarkModel:
     """The --init-from model at ``cfg.input_size``, or a new one; ``cfg``'s sizes are already resolved."""
     if base is not None:
-        return base if base.input_size == cfg.input_size else base.with_input_size(cfg.input_size)
+        model = base if base.input_size == cfg.input_size else base.with_input_size(cfg.input_size)
+        growth = {k: v for k, v in (("width", cfg.width), ("depth", cfg.depth))
+                  if v is not None and v != model._hub_mixin_config.get(k, 1)}
+        try:
+            return grow(model, **growth) if growth else model
+        except ValueError as e:
+            raise SystemExit(f"--init-from {cfg.init_from}: {e}") from None
     scheme = get_scheme(cfg.scheme)
     neighbors = (neighbors_from_mean_shape(train_cache.landmarks, cfg.num_neighbors)
                  if cfg.head == "pipnet" and cfg.num_neighbors else None)
     return LandmarkModel(backbone=cfg.backbone, head=cfg.head, scheme=scheme.name, num_points=scheme.num_points,
-                         input_size=cfg.input_size, in_chans=cfg.in_chans, width=cfg.width, neighbors=neighbors,
+                         input_size=cfg.input_size, in_chans=cfg.in_chans, width=cfg.width or 32, depth=cfg.depth or 1,
+                         neighbors=neighbors,
                          crop_scale=cfg.crop_scale)
 
 
@@ -155,6 +170,9 @@ def train(cfg: TrainConfig) -> dict:
     with acc.main_process_first():
         train_cache, val_cache = load_caches(spec, cfg.input_size, cfg.crop_scale, cfg.cache_dir, scheme)
     acc.print(f"train faces: {len(train_cache)}, validation faces: {len(val_cache)}")
+    groups = ["all", *group_labels(val_cache.sources)]
+    if cfg.select_by not in groups:
+        raise SystemExit(f"--select-by {cfg.select_by}: the validation faces have the groups {groups}")
     model = build_model(cfg, base, train_cache)
     train_set = CachedFaces(train_cache, scheme, train=True, in_chans=model.in_chans)
     w = sample_weights(train_cache.sources, cfg.source_weights)
@@ -199,7 +217,7 @@ def train(cfg: TrainConfig) -> dict:
         logs["lr"] = opt.param_groups[0]["lr"]
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
             result = evaluate_cache(acc.unwrap_model(model), val_cache, scheme)
-            nme = result["all"].nme_mean
+            nme = result[cfg.select_by].nme_mean
             logs.update({f"val/nme_{k}": r.nme_mean for k, r in result.items()})
             improved = nme < state["best_nme"]
             if improved:
@@ -208,7 +226,7 @@ def train(cfg: TrainConfig) -> dict:
                     acc.unwrap_model(model).save_pretrained(out / "best")
             state["history"].append({"epoch": epoch + 1, "val_nme": nme, "train_loss": logs["train/total"],
                                      "seconds": round(state["train_seconds"])})
-            acc.print(f"epoch {epoch + 1}: loss {logs['train/total']:.4f}  val NME {nme * 100:.3f}%"
+            acc.print(f"epoch {epoch + 1}: loss {logs['train/total']:.4f}  val NME ({cfg.select_by}) {nme * 100:.3f}%"
                       f"{' (best)' if improved else ''}  [{state['train_seconds'] / 60:.1f} min]")
         acc.log(logs, step=epoch + 1)
         if acc.is_main_process:
@@ -221,7 +239,8 @@ def train(cfg: TrainConfig) -> dict:
             acc.print(f"time budget of {cfg.time_budget_min} min used up")
             break
     acc.end_training()
-    summary = {"best_val_nme": state["best_nme"], "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
+    summary = {"best_val_nme": state["best_nme"], "selected_by": cfg.select_by, "best_epoch": state["best_epoch"],
+               "epochs_run": state["epoch"],
                "train_minutes": round(state["train_seconds"] / 60, 1)}
     if acc.is_main_process and (out / "best").exists():
         summary.update(write_report(out / "best", val_cache, scheme, cfg, summary))
@@ -232,8 +251,8 @@ def train(cfg: TrainConfig) -> dict:
     return summary
 
 
-def main(argv: list[str] | None = None) -> None:
-    train(parse_args(argv))
+def main(argv: list[str] | None = None) -> dict:
+    return train(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -30,19 +30,26 @@ class _Staged(Backbone):
         return f8, self.s16(f8)
 
 
+def _fixed_depth(name: str, depth: int) -> None:
+    if depth != 1:
+        raise ValueError(f"{name} has a fixed depth; depth={depth} is only for facelm_res")
+
+
 @register_backbone("facelm_res")
-def facelm_res(in_chans: int = 3, width: int = 32) -> Backbone:
-    """The default: a narrow ResNet of basic blocks, sized for ~1 ms a face at 112 px on one CPU thread."""
+def facelm_res(in_chans: int = 3, width: int = 32, depth: int = 1) -> Backbone:
+    """The default: a narrow ResNet of basic blocks, sized for ~1 ms a face at 112 px on one CPU thread
+    (width 32, depth 1). ``depth`` is the number of stride-1 blocks after each stride-8 and -16 downsampling."""
     w = width
     stem = nn.Sequential(conv_bn_act(in_chans, w * 3 // 4, 3, 2), BasicBlock(w * 3 // 4, w, 2))
-    s8 = nn.Sequential(BasicBlock(w, 2 * w, 2), BasicBlock(2 * w, 2 * w))
-    s16 = nn.Sequential(BasicBlock(2 * w, 4 * w, 2), BasicBlock(4 * w, 4 * w))
+    s8 = nn.Sequential(BasicBlock(w, 2 * w, 2), *(BasicBlock(2 * w, 2 * w) for _ in range(depth)))
+    s16 = nn.Sequential(BasicBlock(2 * w, 4 * w, 2), *(BasicBlock(4 * w, 4 * w) for _ in range(depth)))
     return _Staged(stem, s8, s16, (2 * w, 4 * w))
 
 
 @register_backbone("simple_cnn")
-def simple_cnn(in_chans: int = 3, width: int = 32) -> Backbone:
+def simple_cnn(in_chans: int = 3, width: int = 32, depth: int = 1) -> Backbone:
     """A small plain CNN: conv-BN-ReLU stacks with stride-2 convs, no shortcuts."""
+    _fixed_depth("simple_cnn", depth)
     w = width
     stem = nn.Sequential(conv_bn_act(in_chans, w // 2, 3, 2), conv_bn_act(w // 2, w, 3, 2))
     s8 = nn.Sequential(conv_bn_act(w, 2 * w, 3, 2), conv_bn_act(2 * w, 2 * w))
@@ -51,8 +58,9 @@ def simple_cnn(in_chans: int = 3, width: int = 32) -> Backbone:
 
 
 @register_backbone("dwsep_resnet")
-def dwsep_resnet(in_chans: int = 3, width: int = 32) -> Backbone:
+def dwsep_resnet(in_chans: int = 3, width: int = 32, depth: int = 1) -> Backbone:
     """Depthwise-separable residual CNN with BatchNorm and LeakyReLU."""
+    _fixed_depth("dwsep_resnet", depth)
     w = width
     stem = nn.Sequential(conv_bn_act(in_chans, w, 3, 2, act=nn.LeakyReLU), DepthwiseSeparableBlock(w, w, 2),
                          DepthwiseSeparableBlock(w, w))
@@ -64,8 +72,9 @@ def dwsep_resnet(in_chans: int = 3, width: int = 32) -> Backbone:
 
 
 @register_backbone("resnet18")
-def resnet18_backbone(in_chans: int = 3, width: int = 64) -> Backbone:
+def resnet18_backbone(in_chans: int = 3, width: int = 64, depth: int = 1) -> Backbone:
     """torchvision's ResNet-18 (random init: no weights are downloaded), optionally 1-channel input."""
+    _fixed_depth("resnet18", depth)
     if width != 64:
         raise ValueError("resnet18 has a fixed width of 64")
     net = resnet18(weights=None)

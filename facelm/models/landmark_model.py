@@ -34,6 +34,7 @@ class LandmarkModel(
         input_size: int = 112,
         in_chans: int = 3,
         width: int = 32,
+        depth: int = 1,
         neighbors: list[list[int]] | None = None,
         mean: list[float] | None = None,
         std: list[float] | None = None,
@@ -54,7 +55,7 @@ class LandmarkModel(
         # Folded into the graph so that ONNX and torch take the same raw pixels.
         self.register_buffer("pixel_scale", torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("pixel_shift", torch.tensor([m / s for m, s in zip(mean, std)]).view(1, -1, 1, 1), persistent=False)
-        self.backbone = get_backbone(backbone)(in_chans=in_chans, width=width)
+        self.backbone = get_backbone(backbone)(in_chans=in_chans, width=width, depth=depth)
         self.head = get_head(head)(self.backbone.channels, num_points, input_size, neighbors=neighbors)
 
     def with_input_size(self, input_size: int) -> "LandmarkModel":

@@ -23,6 +23,11 @@ class BasicBlock(nn.Module):
         self.shortcut = (nn.Identity() if stride == 1 and cin == cout
                          else conv_bn_act(cin, cout, 1, stride, act=None))
 
+    @property
+    def last_norm(self) -> nn.BatchNorm2d:
+        """The BatchNorm that ends the residual branch: zeroing its scale makes the block an identity."""
+        return self.conv2[1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.conv2(self.conv1(x)) + self.shortcut(x))
 
