@@ -28,7 +28,7 @@ from facelm.crop import DEFAULT_SCALE
 from facelm.crop_cache import CropCache
 from facelm.data import DEFAULT_VAL_FRACTION
 from facelm.models import LandmarkModel
-from facelm.models.growth import grow
+from facelm.models.growth import grow, size_of
 from facelm.schemes import get_scheme
 
 from .datasets import DataSpec, load_caches
@@ -124,7 +124,7 @@ def build_model(cfg: TrainConfig, base: LandmarkModel | None, train_cache: CropC
     if base is not None:
         model = base if base.input_size == cfg.input_size else base.with_input_size(cfg.input_size)
         growth = {k: v for k, v in (("width", cfg.width), ("depth", cfg.depth))
-                  if v is not None and v != model._hub_mixin_config.get(k, 1)}
+                  if v is not None and v != size_of(model, k)}
         try:
             return grow(model, **growth) if growth else model
         except ValueError as e:

@@ -11,6 +11,8 @@ output, so relu(0 + x) == x).
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -20,6 +22,12 @@ from .layers import BasicBlock
 _GROWABLE = ("width", "depth")
 
 
+def size_of(model: LandmarkModel, key: str) -> int:
+    """The model's ``width`` or ``depth``; configs saved before a key existed mean its default."""
+    default = inspect.signature(LandmarkModel.__init__).parameters[key].default
+    return model._hub_mixin_config.get(key, default)
+
+
 def grow(model: LandmarkModel, **changes: int) -> LandmarkModel:
     """A copy of ``model`` with a larger ``width`` and/or ``depth`` and the same outputs."""
     unknown = set(changes) - set(_GROWABLE)
@@ -27,7 +35,7 @@ def grow(model: LandmarkModel, **changes: int) -> LandmarkModel:
         raise ValueError(f"can only grow {_GROWABLE}, not {sorted(unknown)}")
     config = dict(model._hub_mixin_config, **changes)
     for key in _GROWABLE:
-        old, new = model._hub_mixin_config.get(key, 1), config.get(key, 1)
+        old, new = size_of(model, key), changes.get(key, size_of(model, key))
         if new < old:
             raise ValueError(f"cannot shrink {key} from {old} to {new}")
     bigger = LandmarkModel(**config)
