@@ -34,6 +34,10 @@ class CropCache:
     def __len__(self) -> int:
         return len(self.images)
 
+    def subset(self, keep: np.ndarray) -> "CropCache":
+        """The faces at ``keep`` (indices or a boolean mask)."""
+        return CropCache(self.images[keep], self.landmarks[keep], self.sources[keep], self.input_size, self.margin)
+
     def save(self, path: str | Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

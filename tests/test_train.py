@@ -125,3 +125,23 @@ def test_grayscale_model_trains_and_predicts(tmp_path: Path, xml: str) -> None:
     assert fl.model.in_chans == 1
     ph = next(iter(iter_annotated([xml])))
     assert fl.predict(ph.path, boxes=ph.boxes).landmarks.shape == (len(ph.boxes), 68, 2)
+
+
+def test_broken_labels_are_dropped_before_training(tmp_path: Path, shared_data: Path, xml: str) -> None:
+    """--max-label-nme drops the training faces whose labels the --init-from model disagrees with
+    wildly (scrambled or displaced shapes, as some ytf68 frames have) and keeps every sound one."""
+    import numpy as np
+    from facelm.schemes import get_scheme
+    from train.datasets import DataSpec, load_caches
+    from train.train import drop_broken_labels
+    scheme = get_scheme("ibug68")
+    cache, _ = load_caches(DataSpec([str(shared_data / "300w" / "helen_trainset")], max_faces=10), 112, 1.3,
+                           str(tmp_path / "cache"), scheme)
+    cache.landmarks[3] = cache.landmarks[3][::-1].copy()  # points in the wrong order
+    cache.landmarks[7] += 20.0  # the whole shape a fifth of the crop away from the face
+    kept, dropped = drop_broken_labels(cache, load_model(None), 0.10, scheme)
+    assert dropped == {"helen_trainset": 2} and len(kept) == 8
+    assert not any(np.array_equal(k, cache.landmarks[i]) for k in kept.landmarks for i in (3, 7))
+    assert drop_broken_labels(cache, None, None, scheme) == (cache, {})
+    with pytest.raises(SystemExit, match="--init-from"):
+        train_main(["--data", xml, "--out", str(tmp_path / "x"), "--max-label-nme", "0.1", "--epochs", "1"] + TINY)

@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
@@ -29,10 +30,10 @@ from facelm.crop_cache import CropCache
 from facelm.data import DEFAULT_VAL_FRACTION
 from facelm.models import LandmarkModel
 from facelm.models.growth import grow, size_of
-from facelm.schemes import get_scheme
+from facelm.schemes import Scheme, get_scheme
 
 from .datasets import DataSpec, load_caches
-from .evaluate import evaluate_cache, group_labels, write_report
+from .evaluate import errors_on_cache, evaluate_cache, group_labels, write_report
 from .samples import CachedFaces, neighbors_from_mean_shape, sample_weights
 
 
@@ -75,6 +76,9 @@ class TrainConfig:
     eval_every: int = 1
     threads: int = 0
     """torch CPU threads (0: torch's default). One thread is steadier on a busy 2-core machine."""
+    max_label_nme: float | None = None
+    """drop training faces on which the --init-from model's NME exceeds this (e.g. 0.15): labels that
+    far off are broken (ytf68 has scrambled and lagging tracker shapes), not hard faces"""
     select_by: str = "all"
     """validation group whose mean NME picks the best checkpoint and drives early stopping: "all", a
     source (e.g. ytf68) or a group such as 300w"""
@@ -88,9 +92,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     for name in ("out", "val_fraction", "scheme", "backbone", "head", "width", "input_size", "in_chans",
                  "num_neighbors", "crop_scale", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
                  "patience", "num_workers", "seed", "init_from", "time_budget_min", "max_faces", "cache_dir",
-                 "push_to_hub", "eval_every", "threads", "depth", "select_by"):
+                 "push_to_hub", "eval_every", "threads", "depth", "select_by", "max_label_nme"):
         default = getattr(d, name)
-        typ = type(default) if default is not None else (float if name in ("time_budget_min", "crop_scale") else
+        typ = type(default) if default is not None else (float if name in ("time_budget_min", "crop_scale", "max_label_nme") else
                                                           int if name in ("max_faces", "input_size", "width", "depth") else str)
         p.add_argument("--" + name.replace("_", "-"), type=typ, default=default)
     p.add_argument("--source-weight", action="append", default=[], metavar="SOURCE=W",
@@ -117,6 +121,19 @@ def load_base(cfg: TrainConfig) -> tuple[LandmarkModel | None, int, float]:
         raise SystemExit(f"--init-from model crops at {base.crop_scale} x the face box; "
                          f"leave out --crop-scale or pass --crop-scale {base.crop_scale}")
     return base, cfg.input_size or base.input_size, crop_scale
+
+
+def drop_broken_labels(cache: CropCache, base: LandmarkModel | None, max_nme: float | None,
+                       scheme: Scheme) -> tuple[CropCache, dict[str, int]]:
+    """``cache`` without the faces whose labels ``base`` disagrees with by more than ``max_nme``, and
+    how many were dropped per source."""
+    if max_nme is None:
+        return cache, {}
+    if base is None:
+        raise SystemExit("--max-label-nme judges labels with the --init-from model; give --init-from")
+    keep = errors_on_cache(base, cache, scheme) <= max_nme
+    dropped = {str(s): int(n) for s, n in zip(*np.unique(cache.sources[~keep], return_counts=True))}
+    return cache.subset(keep), dropped
 
 
 def build_model(cfg: TrainConfig, base: LandmarkModel | None, train_cache: CropCache) -> LandmarkModel:
@@ -169,11 +186,16 @@ def train(cfg: TrainConfig) -> dict:
     cfg = replace(cfg, input_size=input_size, crop_scale=crop_scale)  # the checkpoint and report record what ran
     with acc.main_process_first():
         train_cache, val_cache = load_caches(spec, cfg.input_size, cfg.crop_scale, cfg.cache_dir, scheme)
-    acc.print(f"train faces: {len(train_cache)}, validation faces: {len(val_cache)}")
     groups = ["all", *group_labels(val_cache.sources)]
     if cfg.select_by not in groups:
         raise SystemExit(f"--select-by {cfg.select_by}: the validation faces have the groups {groups}")
     model = build_model(cfg, base, train_cache)
+    # judged by the model as built: base's outputs at this run's input size
+    train_cache, dropped = drop_broken_labels(train_cache, model if base else None, cfg.max_label_nme, scheme)
+    if dropped:
+        acc.print(f"dropped {sum(dropped.values())} training faces with NME > {cfg.max_label_nme:.3f} "
+                  f"under the --init-from model: {dropped}")
+    acc.print(f"train faces: {len(train_cache)}, validation faces: {len(val_cache)}")
     train_set = CachedFaces(train_cache, scheme, train=True, in_chans=model.in_chans)
     w = sample_weights(train_cache.sources, cfg.source_weights)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -239,7 +261,7 @@ def train(cfg: TrainConfig) -> dict:
             acc.print(f"time budget of {cfg.time_budget_min} min used up")
             break
     acc.end_training()
-    summary = {"best_val_nme": state["best_nme"], "selected_by": cfg.select_by, "best_epoch": state["best_epoch"],
+    summary = {"best_val_nme": state["best_nme"], "selected_by": cfg.select_by, "dropped_labels": dropped, "best_epoch": state["best_epoch"],
                "epochs_run": state["epoch"],
                "train_minutes": round(state["train_seconds"] / 60, 1)}
     if acc.is_main_process and (out / "best").exists():

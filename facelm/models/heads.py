@@ -33,6 +33,8 @@ class PIPHead(Head):
     for those neighbours and make the result robust to a single confused score map."""
 
     stride = 8
+    offset_radius = 1
+    """offsets are trained at the cells within this many steps (x and y) of the true cell"""
 
     def __init__(self, channels: tuple[int, int], num_points: int, input_size: int,
                  neighbors: list[list[int]] | None = None, sigma: float = 0.75):
@@ -70,11 +72,15 @@ class PIPHead(Head):
         return out
 
     def _gather(self, maps: torch.Tensor, idx: torch.Tensor, groups: int) -> torch.Tensor:
-        """maps (B, groups*K, H, W), idx (B, K) flat cells -> (B, groups, K) values at those cells."""
+        """maps (B, groups*K, H, W), idx (B, K) or (B, K, M) flat cells -> (B, groups, K) or
+        (B, groups, K, M) values at those cells."""
         b = maps.shape[0]
         k = self.num_points
         flat = maps.reshape(b, groups, k, -1)
-        return torch.gather(flat, 3, idx[:, None, :, None].expand(b, groups, k, 1)).squeeze(3)
+        if idx.dim() == 2:
+            return torch.gather(flat, 3, idx[:, None, :, None].expand(b, groups, k, 1)).squeeze(3)
+        m = idx.shape[2]
+        return torch.gather(flat, 3, idx[:, None].expand(b, groups, k, m))
 
     def decode(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
         score = out["score"]
@@ -102,7 +108,6 @@ class PIPHead(Head):
         b, k, h, w = score.shape
         u = (target + 0.5) / self.stride  # continuous grid units
         cell = u.floor().clamp(0, self.grid - 1)
-        idx = (cell[..., 1] * w + cell[..., 0]).long()
         # Soft one-hot over cells: a Gaussian around the true sub-cell position, so that neighbouring
         # cells are not punished as hard as far ones.
         ys = torch.arange(h, dtype=score.dtype, device=score.device) + 0.5
@@ -112,15 +117,31 @@ class PIPHead(Head):
         soft = soft / soft.sum(-1, keepdim=True).clamp_min(1e-12)
         logp = F.log_softmax(score.reshape(b, k, -1), dim=-1)
         cls = -(soft * logp).sum(-1).mean()
-        off = self._gather(out["offset"], idx, 2).permute(0, 2, 1)
-        reg = F.l1_loss(off, u - cell)
+        # Offsets are learnt at the true cell AND the cells around it: the score's argmax lands on a
+        # neighbouring cell for ~30 % of points (measured on 300-W validation faces), and an offset
+        # learnt only at the true cell is noise there (7 % NME on those points, 2.8 % at the true cell).
+        r = self.offset_radius
+        steps = torch.arange(-r, r + 1, device=score.device, dtype=score.dtype)
+        around = torch.stack(torch.meshgrid(steps, steps, indexing="xy"), -1).reshape(-1, 2)  # (M, 2) dx, dy
+        cells = cell[:, :, None, :] + around  # (B, K, M, 2)
+        inside = ((cells >= 0) & (cells <= self.grid - 1)).all(-1).to(score.dtype)
+        cells = cells.clamp(0, self.grid - 1)
+        idx = (cells[..., 1] * w + cells[..., 0]).long()  # (B, K, M)
+
+        def masked_l1(pred: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+            """pred, tgt (B, K, M, ..., 2): mean absolute error over the cells inside the grid."""
+            e = (pred - tgt).abs().reshape(b, k, idx.shape[2], -1).mean(-1)
+            return (e * inside).sum() / inside.sum()
+
+        off = self._gather(out["offset"], idx, 2).permute(0, 2, 3, 1)  # (B, K, M, 2)
+        reg = masked_l1(off, u[:, :, None, :] - cells)
         terms = {"cls": cls, "offset": reg}
         total = cls + 2.0 * reg
         if self.nb_offset is not None:
             n = self.num_neighbors
-            nb = self._gather(out["nb_offset"], idx, 2 * n).reshape(b, 2, n, k).permute(0, 3, 2, 1)  # b,k,n,2
-            nb_target = u[:, self.neighbors.reshape(-1)].reshape(b, k, n, 2) - cell[:, :, None, :]
-            terms["neighbor"] = F.l1_loss(nb, nb_target)
+            nb = self._gather(out["nb_offset"], idx, 2 * n).reshape(b, 2, n, k, -1).permute(0, 3, 4, 2, 1)  # b,k,m,n,2
+            nb_u = u[:, self.neighbors.reshape(-1)].reshape(b, k, 1, n, 2)
+            terms["neighbor"] = masked_l1(nb, nb_u - cells[:, :, :, None, :])
             total = total + terms["neighbor"]
         terms["total"] = total
         return terms
