@@ -6,7 +6,7 @@ about that centre, then the centre crop, reproduces the inference crop of a jitt
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -54,6 +54,13 @@ class AugmentConfig:
     hue: float = 0.03
     grayscale: float = 0.1
     blur: float = 0.1
+
+    def scaled(self, strength: float) -> "AugmentConfig":
+        """The geometric jitter (rotation, scale, shift) times ``strength``: below 1 for a last,
+        precise fine-tune; colour jitter, flips and blur stay."""
+        lo, hi = self.scale
+        return replace(self, rotation=self.rotation * strength, shift=self.shift * strength,
+                       scale=(1 - (1 - lo) * strength, 1 + (hi - 1) * strength))
 
 
 def build_augment(scheme: Scheme, input_size: int, cfg: AugmentConfig | None = None) -> v2.Compose:

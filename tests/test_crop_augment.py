@@ -116,3 +116,23 @@ def test_eval_transform_is_the_inference_crop() -> None:
     direct = warp(img, m, 64)
     np.testing.assert_allclose(kp.numpy(), transform_points(pts, m), atol=1e-3)
     assert np.abs(out.permute(1, 2, 0).numpy().astype(int) - direct.astype(int)).mean() < 2.0
+
+
+def test_augment_strength_scales_the_geometric_jitter() -> None:
+    """Strength 0 leaves the geometry alone (points land where the evaluation crop puts them); the
+    default strength moves them; colour jitter is not what strength turns down."""
+    torch.manual_seed(0)
+    c = cache_size(64, 1.75)
+    pts = torch.from_numpy(np.random.default_rng(1).uniform(30, 80, (68, 2)).astype(np.float32))
+    img = torch.zeros(c, c, 3, dtype=torch.uint8)
+    base = AugmentConfig(flip=0.0)
+    _, ref = apply(build_eval(64), img, pts)
+    moved = []
+    for strength in (0.0, 1.0):
+        cfg = base.scaled(strength)
+        assert cfg.brightness == base.brightness
+        t = build_augment(IBUG68, 64, cfg)
+        moved.append(max(float((apply(t, img, pts)[1] - ref).abs().max()) for _ in range(5)))
+    assert moved[0] < 1e-3 and moved[1] > 1.0
+    half = base.scaled(0.5)
+    assert half.rotation == base.rotation / 2 and half.scale == pytest.approx((0.925, 1.075))

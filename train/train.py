@@ -25,6 +25,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm.auto import tqdm
 
+from facelm.augment import AugmentConfig
 from facelm.crop import DEFAULT_SCALE
 from facelm.crop_cache import CropCache
 from facelm.data import DEFAULT_VAL_FRACTION
@@ -79,6 +80,8 @@ class TrainConfig:
     max_label_nme: float | None = None
     """drop training faces on which the --init-from model's NME exceeds this (e.g. 0.15): labels that
     far off are broken (ytf68 has scrambled and lagging tracker shapes), not hard faces"""
+    augment: float = 1.0
+    """strength of the geometric augmentation (rotation, scale, box shift); 1 = facelm.augment's defaults"""
     select_by: str = "all"
     """validation group whose mean NME picks the best checkpoint and drives early stopping: "all", a
     source (e.g. ytf68) or a group such as 300w"""
@@ -92,7 +95,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     for name in ("out", "val_fraction", "scheme", "backbone", "head", "width", "input_size", "in_chans",
                  "num_neighbors", "crop_scale", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
                  "patience", "num_workers", "seed", "init_from", "time_budget_min", "max_faces", "cache_dir",
-                 "push_to_hub", "eval_every", "threads", "depth", "select_by", "max_label_nme"):
+                 "push_to_hub", "eval_every", "threads", "depth", "select_by", "max_label_nme", "augment"):
         default = getattr(d, name)
         typ = type(default) if default is not None else (float if name in ("time_budget_min", "crop_scale", "max_label_nme") else
                                                           int if name in ("max_faces", "input_size", "width", "depth") else str)
@@ -196,7 +199,8 @@ def train(cfg: TrainConfig) -> dict:
         acc.print(f"dropped {sum(dropped.values())} training faces with NME > {cfg.max_label_nme:.3f} "
                   f"under the --init-from model: {dropped}")
     acc.print(f"train faces: {len(train_cache)}, validation faces: {len(val_cache)}")
-    train_set = CachedFaces(train_cache, scheme, train=True, in_chans=model.in_chans)
+    train_set = CachedFaces(train_cache, scheme, train=True, augment=AugmentConfig().scaled(cfg.augment),
+                            in_chans=model.in_chans)
     w = sample_weights(train_cache.sources, cfg.source_weights)
     g = torch.Generator().manual_seed(cfg.seed)
     sampler = WeightedRandomSampler(w, num_samples=len(train_set), replacement=True, generator=g)
