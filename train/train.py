@@ -90,6 +90,8 @@ class TrainConfig:
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     d = TrainConfig(data=[])
+    optional_floats = ("time_budget_min", "crop_scale", "max_label_nme")
+    optional_ints = ("max_faces", "input_size", "width", "depth")
     p.add_argument("--data", nargs="+", required=True, help="dataset ids, save_to_disk dirs or annotation files/folders")
     p.add_argument("--val-data", nargs="*", default=[], help="validation data; default: a split of --data")
     for name in ("out", "val_fraction", "scheme", "backbone", "head", "width", "input_size", "in_chans",
@@ -97,8 +99,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                  "patience", "num_workers", "seed", "init_from", "time_budget_min", "max_faces", "cache_dir",
                  "push_to_hub", "eval_every", "threads", "depth", "select_by", "max_label_nme", "augment"):
         default = getattr(d, name)
-        typ = type(default) if default is not None else (float if name in ("time_budget_min", "crop_scale", "max_label_nme") else
-                                                          int if name in ("max_faces", "input_size", "width", "depth") else str)
+        typ = (type(default) if default is not None else float if name in optional_floats
+               else int if name in optional_ints else str)
         p.add_argument("--" + name.replace("_", "-"), type=typ, default=default)
     p.add_argument("--source-weight", action="append", default=[], metavar="SOURCE=W",
                    help="sample faces of a source W times as often (e.g. afw=2)")
@@ -265,8 +267,8 @@ def train(cfg: TrainConfig) -> dict:
             acc.print(f"time budget of {cfg.time_budget_min} min used up")
             break
     acc.end_training()
-    summary = {"best_val_nme": state["best_nme"], "selected_by": cfg.select_by, "dropped_labels": dropped, "best_epoch": state["best_epoch"],
-               "epochs_run": state["epoch"],
+    summary = {"best_val_nme": state["best_nme"], "selected_by": cfg.select_by, "dropped_labels": dropped,
+               "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
                "train_minutes": round(state["train_seconds"] / 60, 1)}
     if acc.is_main_process and (out / "best").exists():
         summary.update(write_report(out / "best", val_cache, scheme, cfg, summary))

@@ -77,10 +77,10 @@ class PIPHead(Head):
         b = maps.shape[0]
         k = self.num_points
         flat = maps.reshape(b, groups, k, -1)
-        if idx.dim() == 2:
-            return torch.gather(flat, 3, idx[:, None, :, None].expand(b, groups, k, 1)).squeeze(3)
-        m = idx.shape[2]
-        return torch.gather(flat, 3, idx[:, None].expand(b, groups, k, m))
+        one = idx.dim() == 2
+        cells = idx[..., None] if one else idx
+        values = torch.gather(flat, 3, cells[:, None].expand(b, groups, k, cells.shape[2]))
+        return values.squeeze(3) if one else values
 
     def decode(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
         score = out["score"]
@@ -130,7 +130,7 @@ class PIPHead(Head):
 
         def masked_l1(pred: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
             """pred, tgt (B, K, M, ..., 2): mean absolute error over the cells inside the grid."""
-            e = (pred - tgt).abs().reshape(b, k, idx.shape[2], -1).mean(-1)
+            e = (pred - tgt).abs().reshape(b, k, len(around), -1).mean(-1)
             return (e * inside).sum() / inside.sum()
 
         off = self._gather(out["offset"], idx, 2).permute(0, 2, 3, 1)  # (B, K, M, 2)
