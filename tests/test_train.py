@@ -145,3 +145,17 @@ def test_broken_labels_are_dropped_before_training(tmp_path: Path, shared_data: 
     assert drop_broken_labels(cache, None, None, scheme) == (cache, {})
     with pytest.raises(SystemExit, match="--init-from"):
         train_main(["--data", xml, "--out", str(tmp_path / "x"), "--max-label-nme", "0.1", "--epochs", "1"] + TINY)
+
+
+def test_bfloat16_training_learns_and_saves_float32(tmp_path: Path, xml: str) -> None:
+    """``--mixed-precision bf16`` autocasts the steps only: the loss falls and the saved model is float32."""
+    import torch
+    out = tmp_path / "bf16"
+    train_main(["--data", xml, "--val-data", xml, "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+                "--lr", "5e-3", "--epochs", "4", "--mixed-precision", "bf16"] + TINY)
+    hist = _history(out)
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["config"]["mixed_precision"] == "bf16"
+    model = load_model(out / "best")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert 0 < json.loads((out / "best" / "eval.json").read_text())["results"]["all"]["nme_mean"] < 10

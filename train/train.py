@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import convert_to_fp32, set_seed
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm.auto import tqdm
 
@@ -82,6 +82,10 @@ class TrainConfig:
     far off are broken (ytf68 has scrambled and lagging tracker shapes), not hard faces"""
     augment: float = 1.0
     """strength of the geometric augmentation (rotation, scale, box shift); 1 = facelm.augment's defaults"""
+    mixed_precision: str = "no"
+    """"bf16" runs the training steps under bfloat16 autocast: about 3x faster on CPUs with AMX or
+    AVX512-BF16, and on recent GPUs; validation and the saved model stay float32. (Accelerate's own
+    `--mixed_precision` also works, but it fixes the precision for the whole process.)"""
     select_by: str = "all"
     """validation group whose mean NME picks the best checkpoint and drives early stopping: "all", a
     source (e.g. ytf68) or a group such as 300w"""
@@ -97,7 +101,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     for name in ("out", "val_fraction", "scheme", "backbone", "head", "width", "input_size", "in_chans",
                  "num_neighbors", "crop_scale", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
                  "patience", "num_workers", "seed", "init_from", "time_budget_min", "max_faces", "cache_dir",
-                 "push_to_hub", "eval_every", "threads", "depth", "select_by", "max_label_nme", "augment"):
+                 "push_to_hub", "eval_every", "threads", "depth", "select_by", "max_label_nme", "augment",
+                 "mixed_precision"):
         default = getattr(d, name)
         typ = (type(default) if default is not None else float if name in optional_floats
                else int if name in optional_ints else str)
@@ -181,6 +186,8 @@ def _atomic_torch_save(obj: object, path: Path) -> None:
 def train(cfg: TrainConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.mixed_precision not in ("no", "bf16"):
+        raise SystemExit(f"--mixed-precision {cfg.mixed_precision}: choose no or bf16")
     acc = Accelerator(log_with="tensorboard", project_dir=cfg.out)
     set_seed(cfg.seed)
     out = Path(cfg.out)
@@ -208,6 +215,7 @@ def train(cfg: TrainConfig) -> dict:
     sampler = WeightedRandomSampler(w, num_samples=len(train_set), replacement=True, generator=g)
     loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                         drop_last=len(train_set) > cfg.batch_size, persistent_workers=cfg.num_workers > 0)
+    model = model.to(memory_format=torch.channels_last)  # oneDNN's and cuDNN's faster convolution layout
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     model, opt, loader = acc.prepare(model, opt, loader)
     steps_per_epoch = max(len(loader), 1)
@@ -222,6 +230,7 @@ def train(cfg: TrainConfig) -> dict:
         acc.print(f"resumed from {ckpt} at epoch {state['epoch']} (best NME {state['best_nme']:.4f})")
     acc.init_trackers("tb", config={k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool))})
     t_start = time.time() - state["train_seconds"]
+    autocast = torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision == "bf16")
     for epoch in range(state["epoch"], cfg.epochs):
         model.train()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not acc.is_local_main_process, leave=False,
@@ -231,7 +240,9 @@ def train(cfg: TrainConfig) -> dict:
             for group in opt.param_groups:
                 group["lr"] = lr_at(state["step"], total_steps, cfg.warmup_epochs * steps_per_epoch, cfg.lr,
                                     time_fraction(time.time() - t_start, cfg.time_budget_min))
-            terms = acc.unwrap_model(model).head.loss(model(x), y)
+            with autocast:
+                pred = model(x.contiguous(memory_format=torch.channels_last))
+            terms = acc.unwrap_model(model).head.loss(convert_to_fp32(pred), y)
             opt.zero_grad(set_to_none=True)
             acc.backward(terms["total"])
             opt.step()
