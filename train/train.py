@@ -83,7 +83,7 @@ class TrainConfig:
     augment: float = 1.0
     """strength of the geometric augmentation (rotation, scale, box shift); 1 = facelm.augment's defaults"""
     mixed_precision: str = "no"
-    """"bf16" runs the training steps under bfloat16 autocast: about 3x faster on CPUs with AMX or
+    """"bf16" runs the training steps under bfloat16 autocast: about 2x faster on CPUs with AMX or
     AVX512-BF16, and on recent GPUs; validation and the saved model stay float32. (Accelerate's own
     `--mixed_precision` also works, but it fixes the precision for the whole process.)"""
     select_by: str = "all"
