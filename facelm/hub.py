@@ -7,6 +7,9 @@ import os
 import shutil
 from pathlib import Path
 
+import torch
+from safetensors.torch import load_file
+
 from .errors import ModelLoadError
 from .models import LandmarkModel
 from .schemes import get_scheme
@@ -60,6 +63,7 @@ def write_model_card(model_dir: Path, model: LandmarkModel, metrics_table: str, 
     """Regenerate README.md (the model card) for a saved model folder."""
     n_params = sum(p.numel() for p in model.parameters())
     size_mb = (model_dir / "model.safetensors").stat().st_size / 1e6
+    half = any(t.dtype == torch.float16 for t in load_file(model_dir / "model.safetensors").values())
     head = model.head.__class__.__name__
     data = getattr(cfg, "data", None)
     scheme = get_scheme(model.scheme)
@@ -69,8 +73,8 @@ def write_model_card(model_dir: Path, model: LandmarkModel, metrics_table: str, 
         model_name=f"{model.scheme} ({model.num_points} points)", scheme=model.scheme,
         architecture=(f"`{getattr(cfg, 'backbone', '?')}` backbone + `{head}`; input {model.input_size}x"
                       f"{model.input_size} px, {model.in_chans} channel(s); {n_params / 1e6:.2f} M parameters; "
-                      f"{size_mb:.1f} MB safetensors. Crop: square, centred on the face box, side = "
-                      f"{model.crop_scale} x the larger box side."),
+                      f"{size_mb:.1f} MB safetensors{' (float16 weights, computed in float32)' if half else ''}. "
+                      f"Crop: square, centred on the face box, side = {model.crop_scale} x the larger box side."),
         training=(f"Data: {', '.join(map(str, data)) if data else '?'}. "
                   f"{summary.get('epochs_run', '?')} epochs, {summary.get('train_minutes', '?')} minutes on the "
                   f"training machine (best epoch {summary.get('best_epoch', '?')})"

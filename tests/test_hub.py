@@ -5,6 +5,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -61,3 +62,19 @@ def test_unknown_hub_id_fails_fast_offline(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(ModelLoadError, match="Hugging Face Hub"):
         load_model("no-such-org/no-such-model")
     assert time.time() - t < 20
+
+
+def test_float16_weights_load_as_float32_and_predict_alike(tmp_path: Path, shared_data: Path) -> None:
+    """Half-size files for shipping: float16 on disk, float32 in memory, the same points within noise."""
+    from facelm.evaluation import iter_annotated
+    from facelm.hub import write_model_card
+    load_model().half().save_pretrained(tmp_path / "h")
+    half = load_model(tmp_path / "h")
+    assert {p.dtype for p in half.parameters()} == {torch.float32}
+    assert (tmp_path / "h" / "model.safetensors").stat().st_size < 0.55 * (DEFAULT_MODEL_DIR / "model.safetensors").stat().st_size
+    photo = next(iter(iter_annotated([shared_data / "dlib_examples_faces" / "training_with_face_landmarks.xml"])))
+    full = FaceLandmarker.from_pretrained(detector=None).predict(photo.path, boxes=photo.boxes).landmarks
+    got = FaceLandmarker.from_pretrained(tmp_path / "h", detector=None).predict(photo.path, boxes=photo.boxes).landmarks
+    assert np.abs(got - full).max() < 0.1  # pixels in the photo
+    write_model_card(tmp_path / "h", half, "table", {}, None)
+    assert "float16 weights, computed in float32" in (tmp_path / "h" / "README.md").read_text()
