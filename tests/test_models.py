@@ -79,11 +79,12 @@ def test_growing_the_bundled_model_keeps_its_landmarks_and_can_train(shared_data
     from facelm import FaceLandmarker
     from facelm.evaluation import iter_annotated
     from facelm.hub import load_model
-    from facelm.models.growth import grow
+    from facelm.models.growth import grow, size_of
 
     base = load_model(None).eval()
-    grown = grow(base, width=40, depth=2).eval()
-    assert grown.backbone.channels == (80, 160) and len(grown.backbone.s16) == 3
+    width, depth = size_of(base, "width") + 8, size_of(base, "depth") + 1
+    grown = grow(base, width=width, depth=depth).eval()
+    assert grown.backbone.channels == (2 * width, 4 * width) and len(grown.backbone.s16) == depth + 1
     assert sum(p.numel() for p in grown.parameters()) > 1.5 * sum(p.numel() for p in base.parameters())
     photos = list(iter_annotated([shared_data / "300w"], every=40, split="validation"))
     assert len(photos) >= 3
