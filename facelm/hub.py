@@ -7,8 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
 
 from .errors import ModelLoadError
 from .models import LandmarkModel
@@ -63,7 +62,8 @@ def write_model_card(model_dir: Path, model: LandmarkModel, metrics_table: str, 
     """Regenerate README.md (the model card) for a saved model folder."""
     n_params = sum(p.numel() for p in model.parameters())
     size_mb = (model_dir / "model.safetensors").stat().st_size / 1e6
-    half = any(t.dtype == torch.float16 for t in load_file(model_dir / "model.safetensors").values())
+    with safe_open(model_dir / "model.safetensors", "pt") as f:  # the header only, not the weights again
+        half = any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
     head = model.head.__class__.__name__
     data = getattr(cfg, "data", None)
     scheme = get_scheme(model.scheme)
