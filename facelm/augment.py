@@ -41,6 +41,24 @@ class MirrorFlip(v2.Transform):
         return inpt
 
 
+class Occlude(v2.RandomErasing):
+    """Paint a random rectangle over the face (a hand, hair, a microphone). Landmarks keep their
+    labels under it: the model learns to place hidden points from the visible face around them. The
+    patch is one random flat colour (torchvision's "random" is unit-variance noise, which saturates uint8)."""
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        params = super().make_params(flat_inputs)
+        if params["v"] is not None:
+            channels = next(x.shape[-3] for x in flat_inputs if isinstance(x, tv_tensors.Image))
+            params["v"] = torch.randint(0, 256, (channels, 1, 1), dtype=torch.uint8)
+        return params
+
+    def _call_kernel(self, functional: Any, inpt: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(inpt, tv_tensors.KeyPoints):
+            return inpt  # torchvision passes points through too, but warns on every sample
+        return super()._call_kernel(functional, inpt, *args, **kwargs)
+
+
 @dataclass
 class AugmentConfig:
     rotation: float = 25.0
@@ -54,6 +72,8 @@ class AugmentConfig:
     hue: float = 0.03
     grayscale: float = 0.1
     blur: float = 0.1
+    occlusion: float = 0.0
+    """probability of painting a random rectangle (2-20 % of the crop) over the face"""
 
     def scaled(self, strength: float) -> "AugmentConfig":
         """The geometric jitter (rotation, scale, shift) times ``strength``: below 1 for a last,
@@ -73,6 +93,7 @@ def build_augment(scheme: Scheme, input_size: int, cfg: AugmentConfig | None = N
         v2.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue),
         v2.RandomGrayscale(cfg.grayscale),
         v2.RandomApply([v2.GaussianBlur(5, sigma=(0.3, 1.5))], p=cfg.blur),
+        Occlude(p=cfg.occlusion, scale=(0.02, 0.2), value=0),
     ])
 
 

@@ -136,3 +136,32 @@ def test_augment_strength_scales_the_geometric_jitter() -> None:
     assert moved[0] < 1e-3 and moved[1] > 1.0
     half = base.scaled(0.5)
     assert half.rotation == base.rotation / 2 and half.scale == pytest.approx((0.925, 1.075))
+
+
+def test_occlusion_paints_one_flat_patch_and_keeps_the_points() -> None:
+    """Occlusion covers a rectangle with a single colour and leaves the labels alone, without
+    torchvision's pass-through warning on every sample."""
+    import warnings
+    from torchvision import tv_tensors
+    from facelm.augment import Occlude
+    torch.manual_seed(0)
+    img = tv_tensors.Image(torch.full((3, 64, 64), 7, dtype=torch.uint8))
+    pts = torch.rand(68, 2) * 60
+    colours = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(10):
+            out, kp = Occlude(p=1.0, scale=(0.02, 0.2), value=0)(img, tv_tensors.KeyPoints(pts.clone(), canvas_size=(64, 64)))
+            changed = (out != 7).any(0)
+            ys, xs = torch.nonzero(changed, as_tuple=True)
+            area = int(changed.sum())
+            assert 0.01 * 64 * 64 < area <= 0.2 * 64 * 64 + 64
+            assert area == (int(ys.max() - ys.min()) + 1) * (int(xs.max() - xs.min()) + 1)  # a filled rectangle
+            patch = out[:, changed]
+            assert (patch == patch[:, :1]).all()
+            colours.add(tuple(patch[:, 0].tolist()))
+            assert torch.equal(kp.as_subclass(torch.Tensor), pts)
+    assert len(colours) > 5
+    never = build_augment(IBUG68, 64, AugmentConfig(flip=0, brightness=0, contrast=0, saturation=0, hue=0,
+                                                    grayscale=0, blur=0).scaled(0.0))
+    assert torch.equal(apply(never, img.permute(1, 2, 0), pts)[0], img.as_subclass(torch.Tensor))

@@ -159,3 +159,23 @@ def test_bfloat16_training_learns_and_saves_float32(tmp_path: Path, xml: str) ->
     model = load_model(out / "best")
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     assert 0 < json.loads((out / "best" / "eval.json").read_text())["results"]["all"]["nme_mean"] < 10
+
+
+def test_ema_weights_are_what_is_judged_and_saved(tmp_path: Path, xml: str) -> None:
+    """``--ema``: the best model is the moving average, not the last step, and resume carries it on."""
+    import torch
+    from safetensors.torch import load_file
+    out = tmp_path / "ema"
+    args = ["--data", xml, "--val-data", xml, "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+            "--lr", "5e-3", "--ema", "0.5", "--eval-every", "100"] + TINY
+    train_main(args + ["--epochs", "3"])  # judged once, after the last epoch
+    saved = torch.load(out / "checkpoint.pt", weights_only=False)
+    best = load_file(out / "best" / "model.safetensors")
+    averaged = {k.removeprefix("module."): v for k, v in saved["ema"].items() if k.startswith("module.")}
+    assert set(best) <= set(averaged)
+    for k, v in best.items():
+        torch.testing.assert_close(v, averaged[k].to(v.dtype))
+    assert any(not torch.equal(best[k], saved["model"][k]) for k in best if best[k].is_floating_point())
+    train_main(args + ["--epochs", "4", "--resume"])
+    resumed = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert resumed["state"]["epoch"] == 4 and int(resumed["ema"]["n_averaged"]) > int(saved["ema"]["n_averaged"])

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import convert_to_fp32, set_seed
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm.auto import tqdm
 
@@ -82,6 +83,11 @@ class TrainConfig:
     far off are broken (ytf68 has scrambled and lagging tracker shapes), not hard faces"""
     augment: float = 1.0
     """strength of the geometric augmentation (rotation, scale, box shift); 1 = facelm.augment's defaults"""
+    occlusion: float = 0.0
+    """probability of painting a random flat rectangle over a training face (facelm.augment.Occlude)"""
+    ema: float = 0.0
+    """decay of an exponential moving average of the weights (e.g. 0.998); above 0, validation, the
+    best checkpoint and the final model use the averaged weights, which are steadier than the last step's"""
     mixed_precision: str = "no"
     """"bf16" runs the training steps under bfloat16 autocast: about 2x faster on CPUs with AMX or
     AVX512-BF16, and on recent GPUs; validation and the saved model stay float32. (Accelerate's own
@@ -102,7 +108,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                  "num_neighbors", "crop_scale", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
                  "patience", "num_workers", "seed", "init_from", "time_budget_min", "max_faces", "cache_dir",
                  "push_to_hub", "eval_every", "threads", "depth", "select_by", "max_label_nme", "augment",
-                 "mixed_precision"):
+                 "occlusion", "ema", "mixed_precision"):
         default = getattr(d, name)
         typ = (type(default) if default is not None else float if name in optional_floats
                else int if name in optional_ints else str)
@@ -208,7 +214,7 @@ def train(cfg: TrainConfig) -> dict:
         acc.print(f"dropped {sum(dropped.values())} training faces with NME > {cfg.max_label_nme:.3f} "
                   f"under the --init-from model: {dropped}")
     acc.print(f"train faces: {len(train_cache)}, validation faces: {len(val_cache)}")
-    train_set = CachedFaces(train_cache, scheme, train=True, augment=AugmentConfig().scaled(cfg.augment),
+    train_set = CachedFaces(train_cache, scheme, train=True, augment=AugmentConfig(occlusion=cfg.occlusion).scaled(cfg.augment),
                             in_chans=model.in_chans)
     w = sample_weights(train_cache.sources, cfg.source_weights)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -218,6 +224,8 @@ def train(cfg: TrainConfig) -> dict:
     model = model.to(memory_format=torch.channels_last)  # oneDNN's and cuDNN's faster convolution layout
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     model, opt, loader = acc.prepare(model, opt, loader)
+    ema = (AveragedModel(acc.unwrap_model(model), multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+           if cfg.ema > 0 else None)
     steps_per_epoch = max(len(loader), 1)
     total_steps = cfg.epochs * steps_per_epoch
     state = {"epoch": 0, "step": 0, "best_nme": float("inf"), "best_epoch": -1, "history": [], "train_seconds": 0.0}
@@ -226,6 +234,8 @@ def train(cfg: TrainConfig) -> dict:
         saved = torch.load(ckpt, map_location="cpu", weights_only=False)
         acc.unwrap_model(model).load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
+        if ema is not None and "ema" in saved:
+            ema.load_state_dict(saved["ema"])
         state = saved["state"]
         acc.print(f"resumed from {ckpt} at epoch {state['epoch']} (best NME {state['best_nme']:.4f})")
     acc.init_trackers("tb", config={k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool))})
@@ -246,6 +256,8 @@ def train(cfg: TrainConfig) -> dict:
             opt.zero_grad(set_to_none=True)
             acc.backward(terms["total"])
             opt.step()
+            if ema is not None:
+                ema.update_parameters(acc.unwrap_model(model))
             state["step"] += 1
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.item()
@@ -255,14 +267,15 @@ def train(cfg: TrainConfig) -> dict:
         logs = {f"train/{k}": v / steps_per_epoch for k, v in sums.items()}
         logs["lr"] = opt.param_groups[0]["lr"]
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-            result = evaluate_cache(acc.unwrap_model(model), val_cache, scheme)
+            judged = ema.module if ema is not None else acc.unwrap_model(model)
+            result = evaluate_cache(judged, val_cache, scheme)
             nme = result[cfg.select_by].nme_mean
             logs.update({f"val/nme_{k}": r.nme_mean for k, r in result.items()})
             improved = nme < state["best_nme"]
             if improved:
                 state["best_nme"], state["best_epoch"] = nme, epoch + 1
                 if acc.is_main_process:
-                    acc.unwrap_model(model).save_pretrained(out / "best")
+                    judged.save_pretrained(out / "best")
             state["history"].append({"epoch": epoch + 1, "val_nme": nme, "train_loss": logs["train/total"],
                                      "seconds": round(state["train_seconds"])})
             acc.print(f"epoch {epoch + 1}: loss {logs['train/total']:.4f}  val NME ({cfg.select_by}) {nme * 100:.3f}%"
@@ -270,7 +283,8 @@ def train(cfg: TrainConfig) -> dict:
         acc.log(logs, step=epoch + 1)
         if acc.is_main_process:
             _atomic_torch_save({"model": acc.unwrap_model(model).state_dict(), "optimizer": opt.state_dict(),
-                                "state": state, "config": asdict(cfg)}, ckpt)
+                                "state": state, "config": asdict(cfg)}
+                               | ({"ema": ema.state_dict()} if ema is not None else {}), ckpt)
         if epoch + 1 - state["best_epoch"] >= cfg.patience:
             acc.print(f"early stop: no improvement for {cfg.patience} epochs")
             break
