@@ -179,3 +179,25 @@ def test_ema_weights_are_what_is_judged_and_saved(tmp_path: Path, xml: str) -> N
     train_main(args + ["--epochs", "4", "--resume"])
     resumed = torch.load(out / "checkpoint.pt", weights_only=False)
     assert resumed["state"]["epoch"] == 4 and int(resumed["ema"]["n_averaged"]) > int(saved["ema"]["n_averaged"])
+
+
+def test_snapshots_feed_weight_averaging(tmp_path: Path, xml: str) -> None:
+    """``--snapshot-every 2``: every second epoch's (EMA) weights are kept, and train.average turns them
+    into a model whose weights are their mean."""
+    import torch
+    from train.average import main as average_main
+    out = tmp_path / "snap"
+    train_main(["--data", xml, "--val-data", xml, "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+                "--lr", "5e-3", "--ema", "0.5", "--epochs", "4", "--snapshot-every", "2"] + TINY)
+    snaps = sorted((out / "snapshots").glob("*.pt"))
+    assert [p.name for p in snaps] == ["epoch_0002.pt", "epoch_0004.pt"]
+    last = torch.load(snaps[-1], weights_only=False)["model"]
+    ema = torch.load(out / "checkpoint.pt", weights_only=False)["ema"]
+    for k, v in last.items():
+        torch.testing.assert_close(v, ema["module." + k])
+    average_main([*map(str, snaps), "--like", str(out / "best"), "--out", str(out / "swa")])
+    first = torch.load(snaps[0], weights_only=False)["model"]
+    got = load_model(out / "swa").state_dict()
+    k = "head.score.weight"
+    assert not torch.equal(first[k], last[k])
+    torch.testing.assert_close(got[k], (first[k] + last[k]) / 2)

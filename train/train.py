@@ -92,6 +92,9 @@ class TrainConfig:
     """"bf16" runs the training steps under bfloat16 autocast: about 2x faster on CPUs with AMX or
     AVX512-BF16, and on recent GPUs; validation and the saved model stay float32. (Accelerate's own
     `--mixed_precision` also works, but it fixes the precision for the whole process.)"""
+    snapshot_every: int = 0
+    """above 0, also keep the (averaged, with --ema) weights of every N-th epoch in OUT/snapshots/, for
+    ``python -m train.average`` (stochastic weight averaging over the end of a run)"""
     select_by: str = "all"
     """validation group whose mean NME picks the best checkpoint and drives early stopping: "all", a
     source (e.g. ytf68) or a group such as 300w"""
@@ -108,7 +111,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                  "num_neighbors", "crop_scale", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
                  "patience", "num_workers", "seed", "init_from", "time_budget_min", "max_faces", "cache_dir",
                  "push_to_hub", "eval_every", "threads", "depth", "select_by", "max_label_nme", "augment",
-                 "occlusion", "ema", "mixed_precision"):
+                 "occlusion", "ema", "mixed_precision", "snapshot_every"):
         default = getattr(d, name)
         typ = (type(default) if default is not None else float if name in optional_floats
                else int if name in optional_ints else str)
@@ -281,6 +284,11 @@ def train(cfg: TrainConfig) -> dict:
             acc.print(f"epoch {epoch + 1}: loss {logs['train/total']:.4f}  val NME ({cfg.select_by}) {nme * 100:.3f}%"
                       f"{' (best)' if improved else ''}  [{state['train_seconds'] / 60:.1f} min]")
         acc.log(logs, step=epoch + 1)
+        if acc.is_main_process and cfg.snapshot_every and (epoch + 1) % cfg.snapshot_every == 0:
+            snap = out / "snapshots"
+            snap.mkdir(exist_ok=True)
+            weights = (ema.module if ema is not None else acc.unwrap_model(model)).state_dict()
+            _atomic_torch_save({"model": weights, "epoch": epoch + 1}, snap / f"epoch_{epoch + 1:04d}.pt")
         if acc.is_main_process:
             _atomic_torch_save({"model": acc.unwrap_model(model).state_dict(), "optimizer": opt.state_dict(),
                                 "state": state, "config": asdict(cfg)}
