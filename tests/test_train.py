@@ -73,6 +73,7 @@ def test_fine_tune_keeps_or_changes_the_input_size(tmp_path: Path, xml: str) -> 
     assert load_model(tmp_path / "same" / "best").input_size == 32
     recorded = json.loads((tmp_path / "same" / "best" / "eval.json").read_text())["config"]
     assert (recorded["input_size"], recorded["crop_scale"]) == (32, 1.3)
+    assert (recorded["width"], recorded["depth"]) == (8, 1)  # the sizes that ran, not None for "the model's"
     train_main(args + ["--out", str(tmp_path / "bigger"), "--init-from", str(base / "best"), "--input-size", "48"])
     bigger = load_model(tmp_path / "bigger" / "best")
     assert bigger.input_size == 48 and bigger.head.grid == 6

@@ -31,6 +31,7 @@ from facelm.crop import DEFAULT_SCALE
 from facelm.crop_cache import CropCache
 from facelm.data import DEFAULT_VAL_FRACTION
 from facelm.models import LandmarkModel
+from facelm.models.landmark_model import config_default
 from facelm.models.growth import grow, size_of
 from facelm.schemes import Scheme, get_scheme
 
@@ -131,7 +132,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 def load_base(cfg: TrainConfig) -> tuple[LandmarkModel | None, int, float]:
     """The --init-from model (if any), and the input size and crop scale to train at."""
     if not cfg.init_from:
-        return None, cfg.input_size or 112, cfg.crop_scale or DEFAULT_SCALE
+        return None, cfg.input_size or config_default("input_size"), cfg.crop_scale or DEFAULT_SCALE
     from facelm.hub import load_model
     base = load_model(cfg.init_from)
     crop_scale = cfg.crop_scale or base.crop_scale
@@ -169,7 +170,8 @@ def build_model(cfg: TrainConfig, base: LandmarkModel | None, train_cache: CropC
     neighbors = (neighbors_from_mean_shape(train_cache.landmarks, cfg.num_neighbors)
                  if cfg.head == "pipnet" and cfg.num_neighbors else None)
     return LandmarkModel(backbone=cfg.backbone, head=cfg.head, scheme=scheme.name, num_points=scheme.num_points,
-                         input_size=cfg.input_size, in_chans=cfg.in_chans, width=cfg.width or 32, depth=cfg.depth or 1,
+                         input_size=cfg.input_size, in_chans=cfg.in_chans, width=cfg.width or config_default("width"),
+                         depth=cfg.depth or config_default("depth"),
                          neighbors=neighbors,
                          crop_scale=cfg.crop_scale)
 
@@ -211,6 +213,7 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.select_by not in groups:
         raise SystemExit(f"--select-by {cfg.select_by}: the validation faces have the groups {groups}")
     model = build_model(cfg, base, train_cache)
+    cfg = replace(cfg, width=size_of(model, "width"), depth=size_of(model, "depth"))
     # judged by the model as built: base's outputs at this run's input size
     train_cache, dropped = drop_broken_labels(train_cache, model if base else None, cfg.max_label_nme, scheme)
     if dropped:

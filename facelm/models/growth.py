@@ -11,12 +11,10 @@ output, so relu(0 + x) == x).
 """
 from __future__ import annotations
 
-import inspect
-
 import torch
 from torch import nn
 
-from .landmark_model import LandmarkModel
+from .landmark_model import LandmarkModel, config_default
 from .layers import BasicBlock
 
 _GROWABLE = ("width", "depth")
@@ -24,8 +22,7 @@ _GROWABLE = ("width", "depth")
 
 def size_of(model: LandmarkModel, key: str) -> int:
     """The model's ``width`` or ``depth``; configs saved before a key existed mean its default."""
-    default = inspect.signature(LandmarkModel.__init__).parameters[key].default
-    return model._hub_mixin_config.get(key, default)
+    return model._hub_mixin_config.get(key, config_default(key))
 
 
 def grow(model: LandmarkModel, **changes: int) -> LandmarkModel:

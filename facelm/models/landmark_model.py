@@ -1,6 +1,8 @@
 """The landmark model: backbone + head + input normalisation, saved and loaded with huggingface_hub."""
 from __future__ import annotations
 
+import inspect
+
 import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
@@ -86,3 +88,9 @@ class LandmarkPredictor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.predict(x)
+
+
+def config_default(key: str) -> object:
+    """``LandmarkModel``'s default for a config key: what a config saved before the key existed
+    means, and what a new model gets when nothing is asked for."""
+    return inspect.signature(LandmarkModel.__init__).parameters[key].default
