@@ -3,8 +3,9 @@
     python -m train.average --like runs/x/best --out runs/x/swa runs/x/snapshots/*.pt
 
 Inputs are training checkpoints (``checkpoint.pt``, whose ``model`` entry is used) or model folders
-(``model.safetensors``) of the architecture of ``--like``. BatchNorm running statistics are averaged
-with the weights: re-estimating them on augmented training crops measured worse on validation.
+(``model.safetensors``) of the architecture of ``--like``; ``train.train --snapshot-every N`` writes
+such files. BatchNorm running statistics are averaged with the weights (no re-estimation pass: the
+snapshots of one run's end hold statistics of nearly the same network).
 The result is a model folder that ``load_model`` / ``FaceLandmarker.from_pretrained`` read.
 """
 from __future__ import annotations
@@ -50,6 +51,7 @@ def average_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Te
 
 
 def average_checkpoints(like: str | Path, paths: list[str | Path]) -> LandmarkModel:
+    """The model of ``like`` with the mean of the weights in ``paths``, in float32."""
     model = load_model(like).float()
     states = [load_weights(p) for p in tqdm(paths, desc="reading checkpoints", leave=False)]
     averaged = average_weights(states)
