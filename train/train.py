@@ -232,6 +232,7 @@ def train(cfg: TrainConfig) -> dict:
     model, opt, loader = acc.prepare(model, opt, loader)
     ema = (AveragedModel(acc.unwrap_model(model), multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
            if cfg.ema > 0 else None)
+    judged = ema.module if ema is not None else acc.unwrap_model(model)  # what is validated, saved and snapshot
     steps_per_epoch = max(len(loader), 1)
     total_steps = cfg.epochs * steps_per_epoch
     state = {"epoch": 0, "step": 0, "best_nme": float("inf"), "best_epoch": -1, "history": [], "train_seconds": 0.0}
@@ -273,7 +274,6 @@ def train(cfg: TrainConfig) -> dict:
         logs = {f"train/{k}": v / steps_per_epoch for k, v in sums.items()}
         logs["lr"] = opt.param_groups[0]["lr"]
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-            judged = ema.module if ema is not None else acc.unwrap_model(model)
             result = evaluate_cache(judged, val_cache, scheme)
             nme = result[cfg.select_by].nme_mean
             logs.update({f"val/nme_{k}": r.nme_mean for k, r in result.items()})
@@ -290,8 +290,7 @@ def train(cfg: TrainConfig) -> dict:
         if acc.is_main_process and cfg.snapshot_every and (epoch + 1) % cfg.snapshot_every == 0:
             snap = out / "snapshots"
             snap.mkdir(exist_ok=True)
-            weights = (ema.module if ema is not None else acc.unwrap_model(model)).state_dict()
-            _atomic_torch_save({"model": weights, "epoch": epoch + 1}, snap / f"epoch_{epoch + 1:04d}.pt")
+            _atomic_torch_save({"model": judged.state_dict(), "epoch": epoch + 1}, snap / f"epoch_{epoch + 1:04d}.pt")
         if acc.is_main_process:
             _atomic_torch_save({"model": acc.unwrap_model(model).state_dict(), "optimizer": opt.state_dict(),
                                 "state": state, "config": asdict(cfg)}
