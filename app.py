@@ -779,7 +779,7 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                     photo = PhotoInput(label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"],
                                        height=380, elem_id="flm-photo")
                     scheme_in = gr.Radio(SCHEMES, value="ibug68", label="Landmark scheme")
-                    refine_in = gr.Checkbox(False, label="Refine (second pass around the first prediction)")
+                    refine_in = gr.Checkbox(False, label="Refine (second stage: re-crop upright around the first prediction; 3x slower, more accurate)")
                     predict_btn = gr.Button("Find landmarks", variant="primary", size="lg", elem_id="flm-predict")
                     if _examples():
                         gr.Examples(_examples(), inputs=photo, label="Try a photo from 300-W (AFW)")

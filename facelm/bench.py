@@ -158,10 +158,12 @@ def _nme_pct(pred: list[np.ndarray] | np.ndarray, faces: list[BenchFace]) -> flo
 
 
 def bench_facelm(model: object, faces: list[BenchFace], backend: str, threads: int, batch: int,
-                 onnx_file: Path | None = None, label: str | None = None) -> Row:
+                 onnx_file: Path | None = None, label: str | None = None, refine: bool = False) -> Row:
     from .crop import crop_matrix, invert, transform_points, warp
     from .landmarker import FaceLandmarker
-    fl = FaceLandmarker(model, detector=None, backend=backend, num_threads=threads, onnx_file=onnx_file)
+    if refine and batch != 1:
+        raise ValueError("the refine pass is timed per face (batch 1)")
+    fl = FaceLandmarker(model, detector=None, backend=backend, num_threads=threads, onnx_file=onnx_file, refine=refine)
     name = f"facelm {label or backend}, batch {batch}, {threads} thread{'s' if threads > 1 else ''}"
     if batch == 1:
         ms, preds = _time_per_item(lambda f: fl.predict(f.image, boxes=f.box).landmarks[0], faces)
@@ -244,11 +246,13 @@ def format_result(r: BenchResult) -> str:
 
 def bench_model(model: object, label: str, faces: list[BenchFace], data: Path, configs: list[tuple[int, int]],
                 result: BenchResult) -> None:
-    """Rows of one landmark model: torch, onnxruntime and onnxruntime int8."""
+    """Rows of one landmark model: torch, onnxruntime (also with refine) and onnxruntime int8."""
     for backend in ("torch", "onnx"):
         for n_threads, batch in configs:
             result.rows.append(bench_facelm(model, faces, backend, n_threads, batch, label=f"{label}{backend}"))
         result.peak_rss_mb[f"after facelm {label}{backend}"] = peak_rss_mb()
+    # FaceLandmarker(refine=True): the first pass, then two crops framed on it in one batch.
+    result.rows.append(bench_facelm(model, faces, "onnx", 1, 1, label=f"{label}onnx refine", refine=True))
     # int8: calibrated on faces of the training split, never on the faces timed here.
     import tempfile
 

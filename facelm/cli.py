@@ -241,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--model", default=None, help="model folder or Hub repo id (default: the bundled model)")
         q.add_argument("--backend", choices=["torch", "onnx"], default="torch")
         q.add_argument("--flip", action="store_true", help="flip test: average with the mirrored face")
-        q.add_argument("--refine", action="store_true", help="re-crop around the first prediction and predict again")
+        q.add_argument("--refine", action="store_true",
+                       help="second stage: two crops framed on the first prediction (one turned upright), averaged")
         q.add_argument("--detector", default="default",
                        help="face detector: default (= haar), haar, haar_frontal (3x faster), "
                             "dlib (needs pip install dlib-bin)")

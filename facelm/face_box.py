@@ -30,3 +30,28 @@ def face_box(points: np.ndarray, scheme: str | Scheme) -> np.ndarray:
     cx = (box[..., 0] + box[..., 2]) / 2 + ax * s
     cy = (box[..., 1] + box[..., 3]) / 2 + ay * s
     return np.stack([cx - kw * s / 2, cy - kh * s / 2, cx + kw * s / 2, cy + kh * s / 2], axis=-1).astype(np.float32)
+
+
+def upright_face_box(points: np.ndarray, scheme: str | Scheme) -> tuple[np.ndarray, np.ndarray]:
+    """The face box of (…, K, 2) landmarks in the frame where the eyes are level.
+
+    Returns the (…, 4) box, axis-aligned in that frame (its centre and size are what the crop rule
+    reads), and the (…,) roll in degrees that :func:`facelm.crop.crop_matrix` takes as
+    ``rotation_deg`` to cut the face upright. A face whose eyes are missing gets roll 0."""
+    scheme = get_scheme(scheme)
+    pts = np.asarray(points, dtype=np.float64)
+    eyes = scheme.pupil_points(pts)
+    d = eyes[..., 1, :] - eyes[..., 0, :]
+    roll = np.nan_to_num(np.arctan2(d[..., 1], d[..., 0]))
+    c, s = np.cos(roll)[..., None], np.sin(roll)[..., None]
+    centre = np.nanmean(pts, axis=-2)
+    q = pts - centre[..., None, :]
+    # The same rotation as crop_matrix's, [[c, s], [-s, c]], about the points' centre.
+    level = np.stack([c * q[..., 0] + s * q[..., 1], -s * q[..., 0] + c * q[..., 1]], axis=-1)
+    box = face_box(level, scheme).astype(np.float64)
+    mx, my = (box[..., 0] + box[..., 2]) / 2, (box[..., 1] + box[..., 3]) / 2
+    c, s = c[..., 0], s[..., 0]
+    cx, cy = centre[..., 0] + c * mx - s * my, centre[..., 1] + s * mx + c * my
+    hw, hh = (box[..., 2] - box[..., 0]) / 2, (box[..., 3] - box[..., 1]) / 2
+    out = np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=-1).astype(np.float32)
+    return out, np.degrees(roll).astype(np.float32)

@@ -15,7 +15,7 @@ import torch
 
 from .annotation import AnnotatedImage, Face
 from .crop import crop_matrix, crops_to_input, invert, transform_points, warp
-from .face_box import face_box
+from .face_box import face_box, upright_face_box
 from .hub import load_model
 from .image import ImageLike, MAX_PIXELS, to_rgb_array
 from .models import LandmarkModel
@@ -69,7 +69,8 @@ def _as_boxes(boxes: object, width: int, height: int) -> np.ndarray:
 
 class FaceLandmarker:
     """A landmark model plus a face detector. ``flip_test`` averages with the mirrored crop;
-    ``refine`` re-crops around the first prediction (robust to loose or shifted boxes)."""
+    ``refine`` adds a second stage framed on the first prediction (3x the model time; more accurate
+    with any box, and robust to loose boxes and tilted heads)."""
 
     def __init__(self, model: LandmarkModel, detector: object | None = "default", backend: Backend = "torch",
                  flip_test: bool = False, refine: bool = False, num_threads: int | None = None,
@@ -132,13 +133,25 @@ class FaceLandmarker:
         finally:
             torch.set_num_threads(threads)
 
-    def _landmarks_from_boxes(self, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        s = self.input_size
-        mats = [crop_matrix(b, s, self.model.crop_scale, self.model.crop_shift_y) for b in boxes]
+    def _landmarks_from_boxes(self, img: np.ndarray, boxes: np.ndarray,
+                              rolls: np.ndarray | None = None) -> np.ndarray:
+        s, scale, shift = self.input_size, self.model.crop_scale, self.model.crop_shift_y
+        rolls = np.zeros(len(boxes)) if rolls is None else rolls
+        mats = [crop_matrix(b, s, scale, shift, float(r)) for b, r in zip(boxes, rolls)]
         crops = np.stack([warp(img, m, s) for m in mats]) if mats else np.zeros((0, s, s, 3), np.uint8)
         pts = self.predict_crops(crops)
         return np.stack([transform_points(p, invert(m)) for p, m in zip(pts, mats)]) if mats else \
             np.zeros((0, self.scheme.num_points, 2), np.float32)
+
+    def _refined(self, img: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Second stage: the mean of two crops framed on the first answer, one axis-aligned and one
+        turned so that the eyes are level, and the axis-aligned box. On 300-W validation faces
+        (ibug68) the pair beat either crop alone with GT, shifted and detector boxes alike."""
+        n = len(first)
+        box = face_box(first, self.scheme)
+        upright, roll = upright_face_box(first, self.scheme)
+        pts = self._landmarks_from_boxes(img, np.concatenate([box, upright]), np.concatenate([np.zeros(n), roll]))
+        return (pts[:n] + pts[n:]) / 2, box
 
     # -- the public call --------------------------------------------------------------------------
     def predict(self, image: ImageLike, boxes: object | None = None, scheme: str | None = None,
@@ -158,8 +171,7 @@ class FaceLandmarker:
             scores = np.ones(len(b), np.float32)
         pts = self._landmarks_from_boxes(img, b)
         if (self.refine if refine is None else refine) and len(b):
-            b = face_box(pts, self.scheme)
-            pts = self._landmarks_from_boxes(img, b)
+            pts, b = self._refined(img, pts)
         out_scheme = self.scheme.name
         if scheme is not None and get_scheme(scheme).name != self.scheme.name:
             pts = convert(pts, self.scheme, scheme)

@@ -8,7 +8,8 @@ import torch
 from facelm.augment import AugmentConfig, MirrorFlip, apply, build_augment, build_eval
 from facelm.crop import crop_matrix, invert, transform_points, warp
 from facelm.crop_cache import build_cache, cache_size
-from facelm.schemes import IBUG68
+from facelm.face_box import face_box, upright_face_box
+from facelm.schemes import IBUG68, get_scheme
 
 
 def _blobs(h: int, w: int, pts: np.ndarray, sigma: float) -> np.ndarray:
@@ -67,6 +68,36 @@ def test_crop_centre_and_side() -> None:
     np.testing.assert_allclose(c, [49.5, 49.5], atol=1e-6)  # continuous centre 50 is between pixels 49 and 50
     a, b = transform_points(np.array([[60.0, 20.0], [60.0, 220.0]]), m)
     assert abs((b[1] - a[1]) - 100.0) < 1e-6
+
+
+def _rotate(pts: np.ndarray, deg: float, about: np.ndarray) -> np.ndarray:
+    a = np.radians(deg)
+    r = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return (pts - about) @ r.T + about
+
+
+@pytest.mark.parametrize("scheme,k", [("ibug68", 68), ("celeba5", 5)])
+def test_upright_crop_does_not_depend_on_the_roll_of_the_face(scheme: str, k: int) -> None:
+    rng = np.random.default_rng(0)
+    face = rng.uniform(100, 200, (k, 2))
+    level = face.copy()
+    left, right = (list(e) for e in get_scheme(scheme).pupils)
+    level[left, 0] -= 80  # the image-left eye on the left,
+    level[left, 1] += level[right, 1].mean() - level[left, 1].mean()  # level with the other one
+    box, roll = upright_face_box(level, scheme)
+    assert abs(float(roll)) < 1e-4
+    np.testing.assert_allclose(box, face_box(level, scheme), atol=1e-3)
+    for deg in (25.0, -70.0, 160.0):
+        turned = _rotate(level, deg, np.array([37.0, -12.0]))
+        tbox, troll = upright_face_box(turned, scheme)
+        assert abs((float(troll) - deg + 180) % 360 - 180) < 1e-3
+        np.testing.assert_allclose(tbox[2:] - tbox[:2], box[2:] - box[:2], atol=1e-3)
+        # The upright crop of the turned face is the crop of the level face, point for point.
+        a = transform_points(level, crop_matrix(box, 112))
+        b = transform_points(turned, crop_matrix(tbox, 112, rotation_deg=float(troll)))
+        np.testing.assert_allclose(a, b, atol=1e-3)
+    batch, rolls = upright_face_box(np.stack([level, _rotate(level, 30.0, level[0])]), scheme)
+    assert batch.shape == (2, 4) and np.allclose(rolls, [0.0, 30.0], atol=1e-3)
 
 
 def test_mirror_flip_renumbers_and_mirrors() -> None:
