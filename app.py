@@ -230,7 +230,7 @@ def _predict_in_boxes(fl: FaceLandmarker, img: np.ndarray, boxes: np.ndarray, sc
 
 # ----------------------------------------------------------------------------------------- Predict
 @readable_errors
-def predict(image: str | None, scheme: str = "ibug68", model: str = "", refine: bool = False):
+def predict(image: str | None, scheme: str = "ibug68", model: str = "", refine: bool = True):
     """Photo -> (drawing, summary, JSON result, download files)."""
     if image is None:
         raise gr.Error("Upload a photo first (or take one with the webcam).")
@@ -779,7 +779,10 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                     photo = PhotoInput(label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"],
                                        height=380, elem_id="flm-photo")
                     scheme_in = gr.Radio(SCHEMES, value="ibug68", label="Landmark scheme")
-                    refine_in = gr.Checkbox(False, label="Refine (second stage: re-crop upright around the first prediction; 3x slower, more accurate)")
+                    # On by default here: with detector boxes it cuts 300-W validation NME from 3.74 to 3.52 %, and
+                    # its cost (3x the model's few ms per face) is small beside the detector's.
+                    refine_in = gr.Checkbox(True, label="Refine (second stage framed on the first prediction: "
+                                                        "more accurate, 3x the model time)")
                     predict_btn = gr.Button("Find landmarks", variant="primary", size="lg", elem_id="flm-predict")
                     if _examples():
                         gr.Examples(_examples(), inputs=photo, label="Try a photo from 300-W (AFW)")

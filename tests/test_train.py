@@ -148,6 +148,48 @@ def test_broken_labels_are_dropped_before_training(tmp_path: Path, shared_data: 
         train_main(["--data", xml, "--out", str(tmp_path / "x"), "--max-label-nme", "0.1", "--epochs", "1"] + TINY)
 
 
+def test_a_model_of_another_scheme_judges_the_labels(tmp_path: Path, shared_data: Path, xml: str) -> None:
+    """--label-judge: the 68-point ibug68 (112 px) judges 5-point labels at 64 px, as it does for the
+    five_point set, where about 40 % of the web faces carry labels that miss the face."""
+    from facelm.schemes import get_scheme
+    from train.datasets import DataSpec, load_caches
+    from train.train import drop_broken_labels
+    scheme = get_scheme("celeba5")
+    cache, _ = load_caches(DataSpec([str(shared_data / "five_point" / "list_landmarks.csv")], max_faces=12), 64,
+                           1.3, str(tmp_path / "cache"), scheme)
+    assert len(cache) >= 8
+    moved = [1, 4, 6]
+    for i in moved:
+        cache.landmarks[i, :, 1] -= 16.0  # a quarter of the crop up: eyes on the forehead
+    kept, dropped = drop_broken_labels(cache, load_model("ibug68"), 0.2, scheme)
+    assert sum(dropped.values()) == len(moved) and len(kept) == len(cache) - len(moved)
+    with pytest.raises(SystemExit, match="would not line up"):
+        train_main(["--data", xml, "--out", str(tmp_path / "x"), "--crop-scale", "1.5", "--label-judge", "ibug68",
+                    "--max-label-nme", "0.2", "--epochs", "1", "--cache-dir", str(tmp_path / "cache")] + TINY)
+
+
+def test_evaluate_leaves_out_the_labels_a_judge_rejects(shared_data: Path, capsys) -> None:
+    """``python -m train.evaluate celeba5 --split validation --label-judge ibug68 --max-label-nme 0.2``:
+    the five_point web faces whose labels miss the face (README) leave the figure, and it drops."""
+    import re
+    from train.evaluate import main as evaluate_main
+    data = str(shared_data / "five_point" / "list_landmarks.csv")
+
+    def mean_nme(out: str) -> tuple[int, float]:
+        n, value = re.search(r"^all\s+(\d+)\s+([\d.]+)", out, re.M).groups()
+        return int(n), float(value)
+
+    evaluate_main(["celeba5", "--data", data, "--split", "validation"])
+    n_all, nme_all = mean_nme(capsys.readouterr().out)
+    evaluate_main(["celeba5", "--data", data, "--split", "validation", "--label-judge", "ibug68", "--max-label-nme", "0.2"])
+    out = capsys.readouterr().out
+    left_out = int(re.search(r"left out (\d+) faces", out).group(1))
+    n_clean, nme_clean = mean_nme(out)
+    assert 1000 < n_all < 2000 and n_clean == n_all - left_out
+    assert 0.1 * n_all < left_out < 0.4 * n_all
+    assert nme_clean < nme_all - 1.0
+
+
 def test_bfloat16_training_learns_and_saves_float32(tmp_path: Path, xml: str) -> None:
     """``--mixed-precision bf16`` autocasts the steps only: the loss falls and the saved model is float32."""
     import torch

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from facelm.crop_cache import CropCache
 from facelm.metrics import EvalResult, nme as nme_fn, plot_ced, results_table
 from facelm.models import LandmarkModel
-from facelm.schemes import Scheme, get_scheme
+from facelm.schemes import Scheme, convert, get_scheme
 
 from .samples import CachedFaces
 
@@ -25,12 +25,21 @@ SUBSET_GROUPS = {"300w": ("afw", "helen_trainset", "helen", "lfpw", "ibug")}
 
 @torch.no_grad()
 def predict_cache(model: LandmarkModel, cache: CropCache, scheme: Scheme, batch_size: int = 128) -> np.ndarray:
+    """``model``'s points on the cache's crops, in ``scheme`` and crop pixels. A model of another input
+    size sees the crops resized, and one of another scheme has its points converted (a judge of
+    labels, e.g. a 68-point model on 5-point data); the caller checks that it frames faces as the cache."""
     was_training = model.training
     model.eval()
     faces = CachedFaces(cache, scheme, train=False, in_chans=model.in_chans)
-    preds = [model.predict(x) for x, _ in DataLoader(faces, batch_size=batch_size)]
+    k = cache.input_size / model.input_size
+    preds = []
+    for x, _ in DataLoader(faces, batch_size=batch_size):
+        if model.input_size != cache.input_size:
+            x = torch.nn.functional.interpolate(x, size=model.input_size, mode="bilinear", antialias=k > 1)
+        preds.append((model.predict(x) + 0.5) * k - 0.5)  # pixel centres at integers, as the crop rule
     model.train(was_training)
-    return torch.cat(preds).numpy() if preds else np.zeros((0, scheme.num_points, 2), np.float32)
+    pts = torch.cat(preds).numpy() if preds else np.zeros((0, get_scheme(model.scheme).num_points, 2), np.float32)
+    return pts if get_scheme(model.scheme) == scheme else convert(pts, model.scheme, scheme)
 
 
 def _gt_in_crop(cache: CropCache) -> np.ndarray:
@@ -86,11 +95,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", nargs="+", required=True, help="evaluation data (all of it is evaluated)")
     p.add_argument("--norm", default="interocular", choices=["interocular", "interpupil", "diagonal"])
     p.add_argument("--ced", default=None, help="write the CED plot here")
+    p.add_argument("--split", choices=["all", "validation"], default="all",
+                   help="validation: only the faces train.train's default split holds out")
+    p.add_argument("--label-judge", default=None, metavar="MODEL",
+                   help="with --max-label-nme, leave out the faces whose labels this model (any scheme) rejects")
+    p.add_argument("--max-label-nme", type=float, default=None)
     a = p.parse_args(argv)
+    if (a.label_judge is None) != (a.max_label_nme is None):
+        p.error("--label-judge and --max-label-nme go together")
     model = load_model(a.model)
     scheme = get_scheme(model.scheme)
-    _, cache = load_caches(DataSpec(a.data, a.data, 1.0), model.input_size, model.crop_scale,
+    spec = DataSpec(a.data, a.data, 1.0) if a.split == "all" else DataSpec(a.data)
+    _, cache = load_caches(spec, model.input_size, model.crop_scale,
                            str(Path.home() / ".cache" / "facelm" / "crops"), scheme)
+    if a.label_judge:
+        from .train import drop_broken_labels
+        cache, dropped = drop_broken_labels(cache, load_model(a.label_judge), a.max_label_nme, scheme)
+        print(f"left out {sum(dropped.values())} faces whose labels {a.label_judge} puts above "
+              f"{a.max_label_nme:.3f} NME: {dropped}")
     results = evaluate_cache(model, cache, scheme, a.norm)
     print(results_table(results))
     if a.ced:

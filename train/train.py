@@ -82,6 +82,9 @@ class TrainConfig:
     max_label_nme: float | None = None
     """drop training faces on which the --init-from model's NME exceeds this (e.g. 0.15): labels that
     far off are broken (ytf68 has scrambled and lagging tracker shapes), not hard faces"""
+    label_judge: str | None = None
+    """the model whose NME --max-label-nme reads (default: the --init-from model); any scheme (its
+    points are converted) and input size, at this run's crop scale: e.g. ibug68 on 5-point data"""
     augment: float = 1.0
     """strength of the geometric augmentation (rotation, scale, box shift); 1 = facelm.augment's defaults"""
     occlusion: float = 0.0
@@ -112,7 +115,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                  "num_neighbors", "crop_scale", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
                  "patience", "num_workers", "seed", "init_from", "time_budget_min", "max_faces", "cache_dir",
                  "push_to_hub", "eval_every", "threads", "depth", "select_by", "max_label_nme", "augment",
-                 "occlusion", "ema", "mixed_precision", "snapshot_every"):
+                 "occlusion", "ema", "mixed_precision", "snapshot_every", "label_judge"):
         default = getattr(d, name)
         typ = (type(default) if default is not None else float if name in optional_floats
                else int if name in optional_ints else str)
@@ -143,17 +146,29 @@ def load_base(cfg: TrainConfig) -> tuple[LandmarkModel | None, int, float]:
     return base, cfg.input_size or base.input_size, crop_scale
 
 
-def drop_broken_labels(cache: CropCache, base: LandmarkModel | None, max_nme: float | None,
+def drop_broken_labels(cache: CropCache, judge: LandmarkModel | None, max_nme: float | None,
                        scheme: Scheme) -> tuple[CropCache, dict[str, int]]:
-    """``cache`` without the faces whose labels ``base`` disagrees with by more than ``max_nme``, and
+    """``cache`` without the faces whose labels ``judge`` disagrees with by more than ``max_nme``, and
     how many were dropped per source."""
     if max_nme is None:
         return cache, {}
-    if base is None:
-        raise SystemExit("--max-label-nme judges labels with the --init-from model; give --init-from")
-    keep = errors_on_cache(base, cache, scheme) <= max_nme
+    if judge is None:
+        raise SystemExit("--max-label-nme judges labels with the --init-from model or --label-judge; give one")
+    keep = errors_on_cache(judge, cache, scheme) <= max_nme
     dropped = {str(s): int(n) for s, n in zip(*np.unique(cache.sources[~keep], return_counts=True))}
     return cache.subset(keep), dropped
+
+
+def load_judge(cfg: TrainConfig) -> LandmarkModel | None:
+    """The --label-judge model, checked to frame faces as this run does."""
+    if not cfg.label_judge:
+        return None
+    from facelm.hub import load_model
+    judge = load_model(cfg.label_judge)
+    if abs(judge.crop_scale - cfg.crop_scale) > 1e-6 or judge.crop_shift_y != 0.0:
+        raise SystemExit(f"--label-judge {cfg.label_judge} crops at {judge.crop_scale}x the face box (shift "
+                         f"{judge.crop_shift_y}); this run at {cfg.crop_scale}x: its points would not line up")
+    return judge
 
 
 def build_model(cfg: TrainConfig, base: LandmarkModel | None, train_cache: CropCache) -> LandmarkModel:
@@ -215,10 +230,11 @@ def train(cfg: TrainConfig) -> dict:
     model = build_model(cfg, base, train_cache)
     cfg = replace(cfg, width=size_of(model, "width"), depth=size_of(model, "depth"))
     # judged by the model as built: base's outputs at this run's input size
-    train_cache, dropped = drop_broken_labels(train_cache, model if base else None, cfg.max_label_nme, scheme)
+    judge = load_judge(cfg) or (model if base else None)
+    train_cache, dropped = drop_broken_labels(train_cache, judge, cfg.max_label_nme, scheme)
     if dropped:
         acc.print(f"dropped {sum(dropped.values())} training faces with NME > {cfg.max_label_nme:.3f} "
-                  f"under the --init-from model: {dropped}")
+                  f"under {'--label-judge ' + cfg.label_judge if cfg.label_judge else 'the --init-from model'}: {dropped}")
     acc.print(f"train faces: {len(train_cache)}, validation faces: {len(val_cache)}")
     train_set = CachedFaces(train_cache, scheme, train=True, augment=AugmentConfig(occlusion=cfg.occlusion).scaled(cfg.augment),
                             in_chans=model.in_chans)
