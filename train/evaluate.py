@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     from .datasets import DataSpec, load_caches
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("model", nargs="?", default=None, help="Hub id or local dir (default: the bundled model)")
-    p.add_argument("--data", nargs="+", required=True, help="evaluation data (all of it is evaluated)")
+    p.add_argument("--data", nargs="+", required=True, help="evaluation data (all of it, unless --split validation)")
     p.add_argument("--norm", default="interocular", choices=["interocular", "interpupil", "diagonal"])
     p.add_argument("--ced", default=None, help="write the CED plot here")
     p.add_argument("--split", choices=["all", "validation"], default="all",
@@ -109,8 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     _, cache = load_caches(spec, model.input_size, model.crop_scale,
                            str(Path.home() / ".cache" / "facelm" / "crops"), scheme)
     if a.label_judge:
-        from .train import drop_broken_labels
-        cache, dropped = drop_broken_labels(cache, load_model(a.label_judge), a.max_label_nme, scheme)
+        from .train import drop_broken_labels, load_judge
+        judge = load_judge(a.label_judge, model.crop_scale)
+        cache, dropped = drop_broken_labels(cache, judge, a.max_label_nme, scheme)
         print(f"left out {sum(dropped.values())} faces whose labels {a.label_judge} puts above "
               f"{a.max_label_nme:.3f} NME: {dropped}")
     results = evaluate_cache(model, cache, scheme, a.norm)

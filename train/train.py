@@ -80,8 +80,8 @@ class TrainConfig:
     threads: int = 0
     """torch CPU threads (0: torch's default). One thread is steadier on a busy 2-core machine."""
     max_label_nme: float | None = None
-    """drop training faces on which the --init-from model's NME exceeds this (e.g. 0.15): labels that
-    far off are broken (ytf68 has scrambled and lagging tracker shapes), not hard faces"""
+    """drop training faces on which the --init-from model's (or --label-judge's) NME exceeds this
+    (e.g. 0.15): labels that far off are broken (ytf68 has scrambled and lagging tracker shapes), not hard faces"""
     label_judge: str | None = None
     """the model whose NME --max-label-nme reads (default: the --init-from model); any scheme (its
     points are converted) and input size, at this run's crop scale: e.g. ibug68 on 5-point data"""
@@ -159,15 +159,15 @@ def drop_broken_labels(cache: CropCache, judge: LandmarkModel | None, max_nme: f
     return cache.subset(keep), dropped
 
 
-def load_judge(cfg: TrainConfig) -> LandmarkModel | None:
-    """The --label-judge model, checked to frame faces as this run does."""
-    if not cfg.label_judge:
+def load_judge(name: str | None, crop_scale: float) -> LandmarkModel | None:
+    """The --label-judge model, checked to frame faces as crops cut at ``crop_scale`` do."""
+    if not name:
         return None
     from facelm.hub import load_model
-    judge = load_model(cfg.label_judge)
-    if abs(judge.crop_scale - cfg.crop_scale) > 1e-6 or judge.crop_shift_y != 0.0:
-        raise SystemExit(f"--label-judge {cfg.label_judge} crops at {judge.crop_scale}x the face box (shift "
-                         f"{judge.crop_shift_y}); this run at {cfg.crop_scale}x: its points would not line up")
+    judge = load_model(name)
+    if abs(judge.crop_scale - crop_scale) > 1e-6 or judge.crop_shift_y != 0.0:
+        raise SystemExit(f"--label-judge {name} crops at {judge.crop_scale}x the face box (shift "
+                         f"{judge.crop_shift_y}); these crops are at {crop_scale}x: its points would not line up")
     return judge
 
 
@@ -229,12 +229,12 @@ def train(cfg: TrainConfig) -> dict:
         raise SystemExit(f"--select-by {cfg.select_by}: the validation faces have the groups {groups}")
     model = build_model(cfg, base, train_cache)
     cfg = replace(cfg, width=size_of(model, "width"), depth=size_of(model, "depth"))
-    # judged by the model as built: base's outputs at this run's input size
-    judge = load_judge(cfg) or (model if base else None)
+    # by default judged by the model as built: base's outputs at this run's input size
+    judge = load_judge(cfg.label_judge, cfg.crop_scale) or (model if base else None)
     train_cache, dropped = drop_broken_labels(train_cache, judge, cfg.max_label_nme, scheme)
     if dropped:
-        acc.print(f"dropped {sum(dropped.values())} training faces with NME > {cfg.max_label_nme:.3f} "
-                  f"under {'--label-judge ' + cfg.label_judge if cfg.label_judge else 'the --init-from model'}: {dropped}")
+        by = f"--label-judge {cfg.label_judge}" if cfg.label_judge else "the --init-from model"
+        acc.print(f"dropped {sum(dropped.values())} training faces with NME > {cfg.max_label_nme:.3f} under {by}: {dropped}")
     acc.print(f"train faces: {len(train_cache)}, validation faces: {len(val_cache)}")
     train_set = CachedFaces(train_cache, scheme, train=True, augment=AugmentConfig(occlusion=cfg.occlusion).scaled(cfg.augment),
                             in_chans=model.in_chans)
