@@ -43,14 +43,14 @@ def upright_face_box(points: np.ndarray, scheme: str | Scheme) -> tuple[np.ndarr
     eyes = scheme.pupil_points(pts)
     d = eyes[..., 1, :] - eyes[..., 0, :]
     roll = np.nan_to_num(np.arctan2(d[..., 1], d[..., 0]))
-    c, s = np.cos(roll)[..., None], np.sin(roll)[..., None]
+    c, s = np.cos(roll), np.sin(roll)
     centre = np.nanmean(pts, axis=-2)
-    q = pts - centre[..., None, :]
+    qx, qy = pts[..., 0] - centre[..., 0, None], pts[..., 1] - centre[..., 1, None]
     # The same rotation as crop_matrix's, [[c, s], [-s, c]], about the points' centre.
-    level = np.stack([c * q[..., 0] + s * q[..., 1], -s * q[..., 0] + c * q[..., 1]], axis=-1)
+    cp, sp = c[..., None], s[..., None]
+    level = np.stack([cp * qx + sp * qy, -sp * qx + cp * qy], axis=-1)
     box = face_box(level, scheme).astype(np.float64)
     mx, my = (box[..., 0] + box[..., 2]) / 2, (box[..., 1] + box[..., 3]) / 2
-    c, s = c[..., 0], s[..., 0]
     cx, cy = centre[..., 0] + c * mx - s * my, centre[..., 1] + s * mx + c * my
     hw, hh = (box[..., 2] - box[..., 0]) / 2, (box[..., 3] - box[..., 1]) / 2
     out = np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=-1).astype(np.float32)

@@ -38,8 +38,9 @@ def predict_cache(model: LandmarkModel, cache: CropCache, scheme: Scheme, batch_
             x = torch.nn.functional.interpolate(x, size=model.input_size, mode="bilinear", antialias=k > 1)
         preds.append((model.predict(x) + 0.5) * k - 0.5)  # pixel centres at integers, as the crop rule
     model.train(was_training)
-    pts = torch.cat(preds).numpy() if preds else np.zeros((0, get_scheme(model.scheme).num_points, 2), np.float32)
-    return pts if get_scheme(model.scheme) == scheme else convert(pts, model.scheme, scheme)
+    own = get_scheme(model.scheme)
+    pts = torch.cat(preds).numpy() if preds else np.zeros((0, own.num_points, 2), np.float32)
+    return pts if own == scheme else convert(pts, own, scheme)
 
 
 def _gt_in_crop(cache: CropCache) -> np.ndarray:
