@@ -1,7 +1,7 @@
 """Command line: ``python -m facelm predict|evaluate|export-onnx``.
 
     python -m facelm predict photos/ more.jpg --out results.json [--format json|pts|xml|coco]
-           [--scheme 68|15|5] [--overlay DIR] [--model M] [--backend torch|onnx] [--flip] [--refine]
+           [--scheme 68|15|5] [--overlay DIR] [--model M] [--backend torch|onnx] [--flip] [--[no-]refine]
     python -m facelm evaluate DATA... [--model M] [--norm interocular] [--boxes gt|detector] [--ced ced.png]
     python -m facelm export-onnx --out model.onnx [--model M] [--int8 [--calib DATA]]
 
@@ -157,7 +157,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
             save_overlay(img, pred, scheme, overlay)
     if fmt == "json":
         meta = {"facelm": __version__, "model": str(a.model or "default"), "scheme": scheme,
-                "detector": a.detector, "flip_test": a.flip, "refine": a.refine,
+                "detector": a.detector, "flip_test": a.flip, "refine": fl.refine,
                 "coordinates": "0-based pixels, x then y; box x1, y1, x2, y2"}
         out.parent.mkdir(parents=True, exist_ok=True)
         write_json(preds, errors, out, meta)
@@ -189,7 +189,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     preds = predict_annotated(fl, photos, a.boxes, progress=not a.quiet)
     results = preds.results(a.norm, found_only=a.boxes == "detector")
     print(f"model: {a.model or 'default'}; split: {a.split}; boxes: {a.boxes}" + (f" ({a.detector})" if a.boxes == "detector" else "")
-          + f"; flip test: {a.flip}; refine: {a.refine}")
+          + f"; flip test: {a.flip}; refine: {fl.refine}")
     if a.boxes == "detector":
         with_misses = preds.results(a.norm)
         print(f"faces found by the detector (IoU > 0.5 with the ground-truth box): {preds.found.sum()} of "
@@ -241,8 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--model", default=None, help="model folder or Hub repo id (default: the bundled model)")
         q.add_argument("--backend", choices=["torch", "onnx"], default="torch")
         q.add_argument("--flip", action="store_true", help="flip test: average with the mirrored face")
-        q.add_argument("--refine", action="store_true",
-                       help="second stage: two crops framed on the first prediction (one turned upright), averaged")
+        q.add_argument("--refine", action=argparse.BooleanOptionalAction, default="auto",
+                       help="second stage: two crops framed on the first prediction (one turned upright), "
+                            "averaged (default: on for the detector's faces, off for given boxes)")
         q.add_argument("--detector", default="default",
                        help="face detector: default (= haar), haar, haar_frontal (3x faster), "
                             "dlib (needs pip install dlib-bin)")

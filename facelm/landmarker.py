@@ -22,6 +22,7 @@ from .models import LandmarkModel
 from .schemes import convert, get_scheme
 
 Backend = Literal["torch", "onnx"]
+Refine = bool | Literal["auto"]
 
 
 @dataclass
@@ -70,10 +71,13 @@ def _as_boxes(boxes: object, width: int, height: int) -> np.ndarray:
 class FaceLandmarker:
     """A landmark model plus a face detector. ``flip_test`` averages with the mirrored crop;
     ``refine`` adds a second stage framed on the first prediction (3x the model time; more accurate
-    with any box, and robust to loose boxes and tilted heads)."""
+    with any box, and robust to loose boxes and tilted heads). ``"auto"`` (the default) refines the
+    faces the detector found and not the boxes a caller gives: a detector's boxes are loose, and
+    beside the detector's own time the second stage costs little (on 300-W validation faces with the
+    default detector: 3.74 -> 3.52 % NME, about 12 ms more per face beside ~200 ms of detection per photo)."""
 
     def __init__(self, model: LandmarkModel, detector: object | None = "default", backend: Backend = "torch",
-                 flip_test: bool = False, refine: bool = False, num_threads: int | None = None,
+                 flip_test: bool = False, refine: Refine = "auto", num_threads: int | None = None,
                  max_pixels: int = MAX_PIXELS, onnx_file: str | os.PathLike | None = None):
         self.model = model.eval()
         self.scheme = get_scheme(model.scheme)
@@ -82,6 +86,8 @@ class FaceLandmarker:
             detector = get_detector(detector)
         self.detector = detector
         self.flip_test = flip_test
+        if refine not in (True, False, "auto"):
+            raise ValueError(f"refine must be True, False or 'auto'; got {refine!r}")
         self.refine = refine
         self.max_pixels = max_pixels
         self.backend = backend
@@ -155,9 +161,11 @@ class FaceLandmarker:
 
     # -- the public call --------------------------------------------------------------------------
     def predict(self, image: ImageLike, boxes: object | None = None, scheme: str | None = None,
-                refine: bool | None = None) -> Faces:
+                refine: Refine | None = None) -> Faces:
         """Landmarks of every face. ``boxes`` (N, 4) x1, y1, x2, y2 skip the detector; boxes are
-        best given as a tight box around the face from brows to chin (as 300-W's bb_ground_truth)."""
+        best given as a tight box around the face from brows to chin (as 300-W's bb_ground_truth).
+        ``refine`` overrides the landmarker's setting for this call; refined faces report the box
+        the second stage was framed on (the first answer's face box), not the detector's."""
         img = to_rgb_array(image, self.max_pixels)
         h, w = img.shape[:2]
         if boxes is None:
@@ -170,7 +178,8 @@ class FaceLandmarker:
             b = _as_boxes(boxes, w, h)
             scores = np.ones(len(b), np.float32)
         pts = self._landmarks_from_boxes(img, b)
-        if (self.refine if refine is None else refine) and len(b):
+        mode = self.refine if refine is None else refine
+        if (boxes is None if mode == "auto" else mode) and len(b):
             pts, b = self._refined(img, pts)
         out_scheme = self.scheme.name
         if scheme is not None and get_scheme(scheme).name != self.scheme.name:

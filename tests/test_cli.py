@@ -112,9 +112,15 @@ def test_evaluate_and_export(mini_300w, tmp_path, capsys):
     report = tmp_path / "eval.json"
     assert main(["evaluate", str(mini_300w), "--boxes", "detector", "--detector", "haar_frontal",
                  "--json", str(report), "-q"]) == 0
-    assert "faces found by the detector" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "faces found by the detector" in out and "refine: auto" in out
     doc = json.loads(report.read_text())
     assert doc["faces"] == 3 and doc["found"] >= 2 and doc["results"]["all"]["nme_mean"] < 0.2
+    one_pass = tmp_path / "one_pass.json"
+    assert main(["evaluate", str(mini_300w), "--boxes", "detector", "--detector", "haar_frontal",
+                 "--no-refine", "--json", str(one_pass), "-q"]) == 0
+    assert "refine: False" in capsys.readouterr().out
+    assert json.loads(one_pass.read_text())["results"]["all"]["nme_mean"] != doc["results"]["all"]["nme_mean"]
     onnx = tmp_path / "m.onnx"
     assert main(["export-onnx", "--out", str(onnx)]) == 0
     assert "max |torch - onnxruntime|" in capsys.readouterr().out and onnx.stat().st_size > 100_000

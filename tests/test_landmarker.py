@@ -78,6 +78,30 @@ def test_detector_path_finds_the_annotated_face(faces_300w):
     assert best < 2 * NME_BOUND
 
 
+def test_detector_faces_are_refined_by_default(faces_300w):
+    """``refine="auto"``: the detector's faces get the second stage (on all 153 validation faces with
+    the default detector: 3.74 -> 3.52 %), boxes a caller gives do not."""
+    fl = FaceLandmarker.from_pretrained(detector="haar_frontal")
+    assert fl.refine == "auto"
+    auto, plain = [], []
+    for ph in faces_300w:
+        a, p = fl.predict(ph.path), fl.predict(ph.path, refine=False)
+        assert len(a) == len(p)
+        if len(a):  # the face nearest the annotated one, the same detection in both
+            i = int(np.argmin([_nme(lm, ph.landmarks[0]) for lm in p.landmarks]))
+            auto.append(_nme(a.landmarks[i], ph.landmarks[0]))
+            plain.append(_nme(p.landmarks[i], ph.landmarks[0]))
+    assert len(auto) >= 0.8 * len(faces_300w)
+    # measured on these 29 faces (haar_frontal): 4.42 against 4.59 %
+    assert np.mean(auto) < 0.98 * np.mean(plain), (np.mean(auto), np.mean(plain))
+    ph = faces_300w[0]
+    given = fl.predict(ph.path, boxes=ph.boxes)
+    np.testing.assert_array_equal(given.landmarks, fl.predict(ph.path, boxes=ph.boxes, refine=False).landmarks)
+    np.testing.assert_array_equal(given.boxes, ph.boxes.astype(np.float32))
+    with pytest.raises(ValueError, match="refine"):
+        FaceLandmarker(fl.model, detector=None, refine="yes")
+
+
 def test_many_faces_in_one_forward(fl, group_photo, monkeypatch):
     calls = []
     real = fl.model.predict
