@@ -244,3 +244,23 @@ def test_snapshots_feed_weight_averaging(tmp_path: Path, xml: str) -> None:
     k = "head.score.weight"
     assert not torch.equal(first[k], last[k])
     torch.testing.assert_close(got[k], (first[k] + last[k]) / 2)
+
+
+def test_seed_leaves_the_validation_split_alone(tmp_path: Path, shared_data: Path) -> None:
+    """``--seed`` changes the training randomness only: runs with other seeds hold out the same faces
+    (one validation cache between them); ``--split-seed`` is what draws another split."""
+    cache = tmp_path / "cache"
+    args = ["--data", str(shared_data / "300w" / "helen_trainset"), "--max-faces", "60", "--cache-dir", str(cache),
+            "--epochs", "1"] + TINY
+
+    def held_out(out: str, *extra: str) -> set[str]:
+        before = set(cache.glob("validation-*.npz"))
+        train_main(args + ["--out", str(tmp_path / out), *extra])
+        return {p.name for p in set(cache.glob("validation-*.npz")) - before}
+
+    first = held_out("a")
+    assert len(first) == 1
+    assert held_out("b", "--seed", "1") == set(), "another --seed drew another validation split"
+    assert len(held_out("c", "--split-seed", "1")) == 1
+    n = [json.loads((tmp_path / r / "best" / "eval.json").read_text())["results"]["all"]["n"] for r in "abc"]
+    assert n[0] == n[1] > 0

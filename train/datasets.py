@@ -18,6 +18,7 @@ class DataSpec:
     val_data: list[str] = field(default_factory=list)
     val_fraction: float = DEFAULT_VAL_FRACTION
     seed: int = 0
+    """seed of the validation split"""
     max_faces: int | None = None
 
 

@@ -69,6 +69,10 @@ class TrainConfig:
     patience: int = 20
     num_workers: int = 1
     seed: int = 0
+    """seed of the training randomness (initialisation, sampling, augmentation)"""
+    split_seed: int = 0
+    """seed of the validation split (facelm.data.split_dataset), apart from --seed: runs with other
+    seeds validate on the same held-out faces instead of training on them"""
     source_weights: dict[str, float] = field(default_factory=dict)
     init_from: str | None = None
     resume: bool = False
@@ -113,7 +117,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--val-data", nargs="*", default=[], help="validation data; default: a split of --data")
     for name in ("out", "val_fraction", "scheme", "backbone", "head", "width", "input_size", "in_chans",
                  "num_neighbors", "crop_scale", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
-                 "patience", "num_workers", "seed", "init_from", "time_budget_min", "max_faces", "cache_dir",
+                 "patience", "num_workers", "seed", "split_seed", "init_from", "time_budget_min", "max_faces", "cache_dir",
                  "push_to_hub", "eval_every", "threads", "depth", "select_by", "max_label_nme", "augment",
                  "occlusion", "ema", "mixed_precision", "snapshot_every", "label_judge"):
         default = getattr(d, name)
@@ -219,7 +223,7 @@ def train(cfg: TrainConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     scheme = get_scheme(cfg.scheme)
-    spec = DataSpec(cfg.data, cfg.val_data, cfg.val_fraction, cfg.seed, cfg.max_faces)
+    spec = DataSpec(cfg.data, cfg.val_data, cfg.val_fraction, cfg.split_seed, cfg.max_faces)
     base, input_size, crop_scale = load_base(cfg)
     cfg = replace(cfg, input_size=input_size, crop_scale=crop_scale)  # the checkpoint and report record what ran
     with acc.main_process_first():
