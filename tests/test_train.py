@@ -149,7 +149,7 @@ def test_broken_labels_are_dropped_before_training(tmp_path: Path, shared_data: 
 
 
 def test_a_model_of_another_scheme_judges_the_labels(tmp_path: Path, shared_data: Path, xml: str) -> None:
-    """--label-judge: the 68-point ibug68 (112 px) judges 5-point labels at 64 px, as it does for the
+    """--label-judge: the 68-point ibug68 (128 px input) judges 5-point labels at 64 px, as it does for the
     five_point set, where about 40 % of the web faces carry labels that miss the face."""
     from facelm.schemes import get_scheme
     from train.datasets import DataSpec, load_caches
