@@ -68,6 +68,12 @@ def _as_boxes(boxes: object, width: int, height: int) -> np.ndarray:
     return b
 
 
+def _check_refine(refine: object) -> Refine:
+    if refine not in (True, False, "auto"):
+        raise ValueError(f"refine must be True, False or 'auto'; got {refine!r}")
+    return refine  # type: ignore[return-value]
+
+
 class FaceLandmarker:
     """A landmark model plus a face detector. ``flip_test`` averages with the mirrored crop;
     ``refine`` adds a second stage framed on the first prediction (3x the model time; more accurate
@@ -86,9 +92,7 @@ class FaceLandmarker:
             detector = get_detector(detector)
         self.detector = detector
         self.flip_test = flip_test
-        if refine not in (True, False, "auto"):
-            raise ValueError(f"refine must be True, False or 'auto'; got {refine!r}")
-        self.refine = refine
+        self.refine = _check_refine(refine)
         self.max_pixels = max_pixels
         self.backend = backend
         self.num_threads = num_threads
@@ -178,7 +182,7 @@ class FaceLandmarker:
             b = _as_boxes(boxes, w, h)
             scores = np.ones(len(b), np.float32)
         pts = self._landmarks_from_boxes(img, b)
-        mode = self.refine if refine is None else refine
+        mode = self.refine if refine is None else _check_refine(refine)
         if (boxes is None if mode == "auto" else mode) and len(b):
             pts, b = self._refined(img, pts)
         out_scheme = self.scheme.name

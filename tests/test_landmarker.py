@@ -100,6 +100,8 @@ def test_detector_faces_are_refined_by_default(faces_300w):
     np.testing.assert_array_equal(given.boxes, ph.boxes.astype(np.float32))
     with pytest.raises(ValueError, match="refine"):
         FaceLandmarker(fl.model, detector=None, refine="yes")
+    with pytest.raises(ValueError, match="refine"):
+        fl.predict(ph.path, boxes=ph.boxes, refine="always")
 
 
 def test_many_faces_in_one_forward(fl, group_photo, monkeypatch):
