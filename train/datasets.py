@@ -17,8 +17,8 @@ class DataSpec:
     data: list[str]
     val_data: list[str] = field(default_factory=list)
     val_fraction: float = DEFAULT_VAL_FRACTION
-    seed: int = 0
-    """seed of the validation split"""
+    split_seed: int = 0
+    """seed of the validation split (not of training: TrainConfig.seed)"""
     max_faces: int | None = None
 
 
@@ -42,7 +42,7 @@ def _rows(ds, scheme: Scheme):
 def _cached(spec_parts: list[str], split: str, spec: DataSpec, input_size: int, crop_scale: float,
             cache_dir: str, scheme: Scheme) -> CropCache:
     from facelm.data import load_dataset, split_dataset
-    key = cache_key(sorted(spec_parts), split, spec.val_fraction, spec.seed, spec.max_faces, input_size,
+    key = cache_key(sorted(spec_parts), split, spec.val_fraction, spec.split_seed, spec.max_faces, input_size,
                     crop_scale, scheme.name, 2)
     path = Path(cache_dir) / f"{split}-{key}.npz"
     if path.exists():
@@ -51,7 +51,7 @@ def _cached(spec_parts: list[str], split: str, spec: DataSpec, input_size: int, 
     for s in spec_parts:
         ds = load_dataset(s, scheme=scheme.name)
         if split != "all":
-            ds = split_dataset(ds, val_fraction=spec.val_fraction, seed=spec.seed)[split]
+            ds = split_dataset(ds, val_fraction=spec.val_fraction, seed=spec.split_seed)[split]
         if spec.max_faces:
             ds = ds.select(range(min(spec.max_faces, len(ds))))
         parts.append(build_cache(_rows(ds, scheme), input_size, crop_scale, total=len(ds), desc=f"caching {split} {s}"))
