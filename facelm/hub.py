@@ -28,15 +28,22 @@ def _is_local(spec: str | os.PathLike) -> bool:
     return Path(s).exists() or s.startswith((".", "/", "~")) or os.sep in s.strip("/").split("/", 1)[-1]
 
 
-def load_model(spec: str | os.PathLike | None = None) -> LandmarkModel:
-    """Bundled default (None), a bundled model by name (``bundled_models()``), a local folder, or a Hub
-    repo id ("org/name"). Errors are ModelLoadError."""
+def local_folder(spec: str | os.PathLike | None) -> Path | None:
+    """The folder ``load_model(spec)`` reads: the bundled default (None), a bundled model by name or a
+    local path; None for a Hub repo id."""
     if spec is None:
-        spec = DEFAULT_MODEL_DIR
+        return DEFAULT_MODEL_DIR
     path = Path(str(spec)).expanduser()
     if not path.exists() and str(spec) in bundled_models():
         path = WEIGHTS_DIR / str(spec)
-    if path.exists():
+    return path if path.exists() else None
+
+
+def load_model(spec: str | os.PathLike | None = None) -> LandmarkModel:
+    """Bundled default (None), a bundled model by name (``bundled_models()``), a local folder, or a Hub
+    repo id ("org/name"). Errors are ModelLoadError."""
+    path = local_folder(spec)
+    if path is not None:
         if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
             raise ModelLoadError(f"{path}: not a facelm model folder (needs config.json and model.safetensors)")
         try:
@@ -58,12 +65,17 @@ def load_model(spec: str | os.PathLike | None = None) -> LandmarkModel:
         raise ModelLoadError(f"cannot load model {s!r} from the Hugging Face Hub{hint}: {type(e).__name__}: {e}") from e
 
 
+def stores_float16(model_dir: str | os.PathLike) -> bool:
+    """Whether a model folder's weights are stored as float16 (read from the file's header only)."""
+    with safe_open(Path(model_dir) / "model.safetensors", "pt") as f:
+        return any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
+
+
 def write_model_card(model_dir: Path, model: LandmarkModel, metrics_table: str, summary: dict, cfg: object) -> None:
     """Regenerate README.md (the model card) for a saved model folder."""
     n_params = sum(p.numel() for p in model.parameters())
     size_mb = (model_dir / "model.safetensors").stat().st_size / 1e6
-    with safe_open(model_dir / "model.safetensors", "pt") as f:  # the header only, not the weights again
-        half = any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
+    half = stores_float16(model_dir)
     head = model.head.__class__.__name__
     data = getattr(cfg, "data", None)
     scheme = get_scheme(model.scheme)
@@ -74,7 +86,11 @@ def write_model_card(model_dir: Path, model: LandmarkModel, metrics_table: str, 
         architecture=(f"`{getattr(cfg, 'backbone', '?')}` backbone + `{head}`; input {model.input_size}x"
                       f"{model.input_size} px, {model.in_chans} channel(s); {n_params / 1e6:.2f} M parameters; "
                       f"{size_mb:.1f} MB safetensors{' (float16 weights, computed in float32)' if half else ''}. "
-                      f"Crop: square, centred on the face box, side = {model.crop_scale} x the larger box side."),
+                      f"Crop: square, centred on the face box, side = {model.crop_scale} x the larger box side."
+                      + (f" Decoded points move by a per-point offset (mean {model.point_offset.abs().mean():.2f} px, "
+                         "largest {:.2f} px): the labels' mirror-asymmetric part, measured on training faces by "
+                         "`python -m train.calibrate`.".format(model.point_offset.abs().max())
+                         if model.point_offset.any() else "")),
         training=(f"Data: {', '.join(map(str, data)) if data else '?'}. "
                   f"{summary.get('epochs_run', '?')} epochs, {summary.get('train_minutes', '?')} minutes on the "
                   f"training machine (best epoch {summary.get('best_epoch', '?')})"

@@ -53,9 +53,10 @@ def calibration_crops(model: LandmarkModel, data: Sequence[str | os.PathLike], n
 def quantize_int8(onnx_model: bytes, calibration: np.ndarray) -> bytes:
     """Static int8 quantization of the convolutions (QDQ, per output channel), activations calibrated
     on ``calibration`` crops to their 99.99th percentile: the min-max range let a few outliers
-    coarsen every step (300-W validation, 128 px ibug68: float 3.60 %, min-max int8 3.73 %, percentile
-    int8 3.63 %; no worse for the 112 px or the fast model). 2-3x faster than float on CPU
-    (batch 1, one thread: 2.7 vs 7.7 ms for ibug68, 1.0 vs 2.3 ms for ibug68_fast); the decoding stays float."""
+    coarsen every step (300-W validation, 128 px ibug68 before its calibration: float 3.60 %, min-max int8
+    3.73 %, percentile int8 3.63 %; no worse for the 112 px or the fast model). 1.2-3x faster than float
+    on CPU (batch 1, one thread: 1.4 vs 3.4 ms for ibug68, 0.7 vs 0.8 ms for ibug68_fast on one machine,
+    2.7 vs 7.7 and 1.0 vs 2.3 ms on another); the decoding stays float."""
     import tempfile
 
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,

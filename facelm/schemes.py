@@ -37,6 +37,13 @@ class Scheme:
         if any(self.flip[self.flip[i]] != i for i in range(k)):
             raise SchemeError(f"scheme {self.name!r}: flip is not an involution")
 
+    def mirror_displacements(self, d: np.ndarray) -> np.ndarray:
+        """(..., K, 2) per-point displacements as they look after a horizontal flip of the image:
+        renumbered by ``flip`` and with x turned around."""
+        out = np.array(d)[..., list(self.flip), :]
+        out[..., 0] *= -1
+        return out
+
     def pupil_points(self, landmarks: np.ndarray) -> np.ndarray:
         """(…, K, 2) -> (…, 2, 2): the two pupil centres."""
         left = landmarks[..., list(self.pupils[0]), :].mean(axis=-2)

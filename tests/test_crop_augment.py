@@ -124,13 +124,14 @@ def test_augment_keeps_points_on_their_blobs(flip_p: float) -> None:
     img = _blobs(c, c, pts[[36, 45]], sigma=2.0).astype(np.uint8)
     cfg = AugmentConfig(flip=flip_p, brightness=0, contrast=0, saturation=0, hue=0, grayscale=0, blur=0)
     t = build_augment(IBUG68, 64, cfg)
-    for _ in range(5):
+    for _ in range(10):
         out, kp = apply(t, torch.from_numpy(img), torch.from_numpy(pts))
         a = out[0].float().numpy()
         for k in (36, 45):
             x, y = kp[k].tolist()
-            cx, cy = _centroid(a, x, y, r=4)
-            assert abs(cx - x) < 0.5 and abs(cy - y) < 0.5, (k, x, y, cx, cy)
+            cx, cy = _centroid(a, x, y, r=8)
+            # to a few hundredths of a pixel: torchvision's own affine is 0.1-0.3 px off at these angles
+            assert abs(cx - x) < 0.05 and abs(cy - y) < 0.05, (k, x, y, cx, cy)
         # point 36 stays on the image's left of point 45 whatever the flip did
         assert kp[36, 0] < kp[45, 0]
 

@@ -35,6 +35,7 @@ from facelm.models.landmark_model import config_default
 from facelm.models.growth import grow, size_of
 from facelm.schemes import Scheme, get_scheme
 
+from .calibrate import with_offset
 from .datasets import DataSpec, load_caches
 from .evaluate import errors_on_cache, evaluate_cache, group_labels, write_report
 from .samples import CachedFaces, neighbors_from_mean_shape, sample_weights
@@ -91,6 +92,8 @@ class TrainConfig:
     points are converted) and input size, at this run's crop scale: e.g. ibug68 on 5-point data"""
     augment: float = 1.0
     """strength of the geometric augmentation (rotation, scale, box shift); 1 = facelm.augment's defaults"""
+    flip: float = 0.5
+    """probability of mirroring a training face (its points renumbered by the scheme's mirror permutation)"""
     occlusion: float = 0.0
     """probability of painting a random flat rectangle over a training face (facelm.augment.Occlude)"""
     ema: float = 0.0
@@ -119,7 +122,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                  "num_neighbors", "crop_scale", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
                  "patience", "num_workers", "seed", "split_seed", "init_from", "time_budget_min", "max_faces", "cache_dir",
                  "push_to_hub", "eval_every", "threads", "depth", "select_by", "max_label_nme", "augment",
-                 "occlusion", "ema", "mixed_precision", "snapshot_every", "label_judge"):
+                 "occlusion", "flip", "ema", "mixed_precision", "snapshot_every", "label_judge"):
         default = getattr(d, name)
         typ = (type(default) if default is not None else float if name in optional_floats
                else int if name in optional_ints else str)
@@ -232,6 +235,17 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.select_by not in groups:
         raise SystemExit(f"--select-by {cfg.select_by}: the validation faces have the groups {groups}")
     model = build_model(cfg, base, train_cache)
+    mirror_shift = None
+    if cfg.flip > 0 and bool(model.mirror_offset.any()):
+        # Mirrored faces keep the labels' mirror-asymmetric convention, so the network learns it from
+        # every face, mirrored or not.
+        mirror_shift = tuple(map(tuple, model.mirror_offset.tolist()))
+        acc.print("mirrored training faces keep the labels' asymmetry (the --init-from model's mirror_offset)")
+    if bool(model.point_offset.any()):
+        # Trained on labels as they are (mirrored ones shifted, or none mirrored), the network learns
+        # the offset itself.
+        model = with_offset(model, None)
+        acc.print("the --init-from model's point_offset goes into the network")
     cfg = replace(cfg, width=size_of(model, "width"), depth=size_of(model, "depth"))
     # by default judged by the model as built: base's outputs at this run's input size
     judge = load_judge(cfg.label_judge, cfg.crop_scale) or (model if base else None)
@@ -240,7 +254,7 @@ def train(cfg: TrainConfig) -> dict:
         by = f"--label-judge {cfg.label_judge}" if cfg.label_judge else "the --init-from model"
         acc.print(f"dropped {sum(dropped.values())} training faces with NME > {cfg.max_label_nme:.3f} under {by}: {dropped}")
     acc.print(f"train faces: {len(train_cache)}, validation faces: {len(val_cache)}")
-    train_set = CachedFaces(train_cache, scheme, train=True, augment=AugmentConfig(occlusion=cfg.occlusion).scaled(cfg.augment),
+    train_set = CachedFaces(train_cache, scheme, train=True, augment=AugmentConfig(occlusion=cfg.occlusion, flip=cfg.flip, mirror_shift=mirror_shift).scaled(cfg.augment),
                             in_chans=model.in_chans)
     w = sample_weights(train_cache.sources, cfg.source_weights)
     g = torch.Generator().manual_seed(cfg.seed)

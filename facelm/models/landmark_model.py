@@ -25,6 +25,15 @@ class LandmarkModel(
 
     ``forward`` returns the head's raw outputs (for training); ``predict`` returns (B, K, 2) landmark
     coordinates in crop pixels. Every constructor argument lands in ``config.json``.
+
+    ``point_offset`` (K x 2 crop pixels, default none) is added to the decoded points: the part of the
+    annotators' convention that is not mirror-symmetric. Training shows every face mirrored half the
+    time, and mirroring turns that part's sign, so the network learns its average, zero, and misses it
+    by its whole size on every face; ``python -m train.calibrate`` measures it on training faces.
+    ``mirror_offset`` (K x 2 crop pixels) is what the points of a mirrored crop, mirrored back, lack
+    against the crop's own (twice that asymmetric part, for a model that has learnt or been given it;
+    measured without labels by train.calibrate): the flip test adds it back, and training mirrors
+    faces with it so that they keep the convention.
     """
 
     def __init__(
@@ -42,6 +51,8 @@ class LandmarkModel(
         std: list[float] | None = None,
         crop_scale: float = 1.3,
         crop_shift_y: float = 0.0,
+        point_offset: list[list[float]] | None = None,
+        mirror_offset: list[list[float]] | None = None,
     ):
         super().__init__()
         self.scheme = scheme
@@ -57,6 +68,11 @@ class LandmarkModel(
         # Folded into the graph so that ONNX and torch take the same raw pixels.
         self.register_buffer("pixel_scale", torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("pixel_shift", torch.tensor([m / s for m, s in zip(mean, std)]).view(1, -1, 1, 1), persistent=False)
+        for name, value in (("point_offset", point_offset), ("mirror_offset", mirror_offset)):
+            offset = torch.zeros(num_points, 2) if value is None else torch.tensor(value, dtype=torch.float32)
+            if offset.shape != (num_points, 2):
+                raise ValueError(f"{name} must be {num_points} x 2 (crop pixels per point), not {tuple(offset.shape)}")
+            self.register_buffer(name, offset, persistent=False)
         self.backbone = get_backbone(backbone)(in_chans=in_chans, width=width, depth=depth)
         self.head = get_head(head)(self.backbone.channels, num_points, input_size, neighbors=neighbors)
 
@@ -64,6 +80,9 @@ class LandmarkModel(
         """A copy that takes ``input_size`` crops, with these weights: every layer is a convolution, so
         only the head's grid changes. A starting point for training at another resolution."""
         config = dict(self._hub_mixin_config, input_size=input_size)
+        for name in ("point_offset", "mirror_offset"):
+            if config.get(name) is not None:
+                config[name] = (getattr(self, name) * (input_size / self.input_size)).tolist()
         model = LandmarkModel(**config)
         model.load_state_dict(self.state_dict())
         return model
@@ -73,7 +92,7 @@ class LandmarkModel(
         return self.head(*self.backbone(x))
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head.decode(self(x))
+        return self.head.decode(self(x)) + self.point_offset.to(x.dtype)
 
     def loss(self, x: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.head.loss(self(x), target)
