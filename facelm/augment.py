@@ -26,7 +26,7 @@ class MirrorFlip(v2.Transform):
         self.p = p
         self.shift = shift
         """(K, 2) pixels added to the mirrored points: twice the labels' mirror-asymmetric part, which
-        mirroring would otherwise turn around (see LandmarkModel's point_offset)"""
+        mirroring would otherwise turn around (LandmarkModel's mirror_offset)"""
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         return {"apply": bool(torch.rand(()) < self.p)}

@@ -52,7 +52,7 @@ def mirror_gap(model: LandmarkModel, cache, scheme: Scheme) -> np.ndarray:
 def with_offset(model: LandmarkModel, offset: np.ndarray | None, mirror: np.ndarray | None = None) -> LandmarkModel:
     """A copy of ``model`` with another ``point_offset`` (None: none) and ``mirror_offset`` (None: its own)."""
     def rounded(a: np.ndarray | None) -> list | None:
-        return None if a is None else np.round(a, 4).tolist()
+        return None if a is None else np.round(np.asarray(a, np.float64), 4).tolist()  # float32 would print 0.7529000043869019
     config = dict(model._hub_mixin_config, point_offset=rounded(offset))
     if mirror is not None:
         config["mirror_offset"] = rounded(mirror)
