@@ -415,8 +415,7 @@ def predict_with_uncertainty(fl: FaceLandmarker, img: np.ndarray, boxes=None) ->
     pts = run(fl, img, boxes=boxes).landmarks
     mboxes = boxes.copy()
     mboxes[:, 0], mboxes[:, 2] = w - 1 - boxes[:, 2], w - 1 - boxes[:, 0]
-    back = run(fl, np.ascontiguousarray(img[:, ::-1]), boxes=mboxes).landmarks[:, list(fl.scheme.flip)]
-    back[..., 0] = w - 1 - back[..., 0]
+    back = fl.scheme.mirror_points(run(fl, np.ascontiguousarray(img[:, ::-1]), boxes=mboxes).landmarks, w)
     start = (pts + back) / 2
     unc = np.full(len(boxes), 1e9) if guess else np.nan_to_num(nme(pts, back, fl.scheme), nan=1e9)
     return start, boxes, unc

@@ -123,9 +123,7 @@ class FaceLandmarker:
         x = crops_to_input(crops, self.model.in_chans)
         pts = self._run(x)
         if self.flip_test:
-            flipped = self._run(np.ascontiguousarray(x[..., ::-1]))
-            flipped = flipped[:, list(self.scheme.flip)]
-            flipped[..., 0] = self.input_size - 1 - flipped[..., 0]
+            flipped = self.scheme.mirror_points(self._run(np.ascontiguousarray(x[..., ::-1])), self.input_size)
             # What mirroring turns around of the labels' convention (LandmarkModel.mirror_offset).
             flipped = flipped + self.model.mirror_offset.numpy()
             pts = (pts + flipped) / 2

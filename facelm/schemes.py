@@ -37,6 +37,13 @@ class Scheme:
         if any(self.flip[self.flip[i]] != i for i in range(k)):
             raise SchemeError(f"scheme {self.name!r}: flip is not an involution")
 
+    def mirror_points(self, points: np.ndarray, width: float) -> np.ndarray:
+        """(..., K, 2) points of an image ``width`` pixels wide as they lie in its mirror image:
+        renumbered by ``flip``, column x -> width - 1 - x (pixel centres at integers)."""
+        out = np.array(points)[..., list(self.flip), :]
+        out[..., 0] = width - 1 - out[..., 0]
+        return out
+
     def mirror_displacements(self, d: np.ndarray) -> np.ndarray:
         """(..., K, 2) per-point displacements as they look after a horizontal flip of the image:
         renumbered by ``flip`` and with x turned around."""

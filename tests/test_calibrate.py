@@ -13,7 +13,7 @@ from facelm.hub import load_model, stores_float16
 from facelm.models import LandmarkModel
 from facelm.onnx_backend import check_export, export_onnx
 from facelm.schemes import get_scheme
-from train.calibrate import asymmetric_offset, main as calibrate_main, mirror_gap, with_offset
+from train.calibrate import asymmetric_offset, main as calibrate_main, mirror_gap
 from train.evaluate import _gt_in_crop, predict_cache
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -33,7 +33,7 @@ def _field(seed: int) -> np.ndarray:
 def test_point_offset_moves_predictions_and_survives_save_load_resize_and_export(tmp_path: Path) -> None:
     bare = _model()
     offset = _field(0)
-    moved = with_offset(bare, offset)
+    moved = bare.with_offsets(offset, None)
     x = torch.rand(2, 3, 48, 48) * 255
     with torch.no_grad():
         np.testing.assert_allclose(moved.predict(x) - bare.predict(x), np.round(offset, 4)[None].repeat(2, 0), atol=1e-5)
@@ -62,7 +62,7 @@ def test_calibration_removes_exactly_the_antisymmetric_part_of_the_error() -> No
     cache = CropCache(images, labels, probe.sources, 48, 1.75)
     offset = asymmetric_offset(model, cache, IBUG)
     np.testing.assert_allclose(offset, -antisym, atol=1e-4)
-    calibrated = with_offset(model, offset)
+    calibrated = model.with_offsets(offset, None)
     residual = (predict_cache(calibrated, cache, IBUG) - _gt_in_crop(cache)).mean(0)
     np.testing.assert_allclose(residual, sym, atol=1e-3)  # the symmetric part is left as it was
 
@@ -73,7 +73,7 @@ def test_calibrating_the_bundled_fast_model_lowers_validation_error(tmp_path: Pa
     lowers the NME of the held-out validation faces."""
     shipped = load_model("ibug68_fast")
     assert shipped.point_offset.abs().mean() > 0.05
-    with_offset(shipped, None, np.zeros((68, 2))).half().save_pretrained(tmp_path / "bare")
+    shipped.with_offsets(None, None).half().save_pretrained(tmp_path / "bare")
     summary = calibrate_main([str(tmp_path / "bare"), "--data", str(shared_data / "300w"),
                               "--out", str(tmp_path / "cal")])
     assert "validation before" in capsys.readouterr().out
@@ -109,7 +109,7 @@ def test_training_from_a_calibrated_model_moves_its_offset_into_the_network(tmp_
     from train.train import main as train_main
     xml = str(shared_data / "dlib_examples_faces" / "training_with_face_landmarks.xml")
     offset = _field(5)
-    base = with_offset(_model(32), offset, offset - IBUG.mirror_displacements(offset))
+    base = _model(32).with_offsets(offset, offset - IBUG.mirror_displacements(offset))
     base.save_pretrained(tmp_path / "base")
     args = ["--data", xml, "--val-data", xml, "--cache-dir", str(tmp_path / "cache"), "--batch-size", "8",
             "--num-workers", "0", "--threads", "1", "--epochs", "1", "--init-from", str(tmp_path / "base")]
@@ -129,11 +129,11 @@ def test_flip_test_puts_back_what_mirroring_turns_around() -> None:
     offset = _field(6)  # any offset, not only an antisymmetric one
     crops = np.random.default_rng(7).integers(0, 255, (3, 48, 48, 3), dtype=np.uint8)
     ref = FaceLandmarker(bare, detector=None, flip_test=True).predict_crops(crops)
-    moved = with_offset(bare, offset, offset - IBUG.mirror_displacements(offset))
+    moved = bare.with_offsets(offset, offset - IBUG.mirror_displacements(offset))
     got = FaceLandmarker(moved, detector=None, flip_test=True).predict_crops(crops)
     np.testing.assert_allclose(got - ref, np.round(offset, 4)[None].repeat(3, 0), atol=1e-3)
     # without its mirror_offset the flip test would cancel the antisymmetric part of the offset
-    lost = FaceLandmarker(with_offset(bare, offset), detector=None, flip_test=True).predict_crops(crops)
+    lost = FaceLandmarker(bare.with_offsets(offset, None), detector=None, flip_test=True).predict_crops(crops)
     assert np.abs(lost - got).mean() > 0.1
 
 
@@ -143,5 +143,5 @@ def test_mirror_gap_is_measured_without_labels() -> None:
     n, c = 5, cache_size(48, 1.75)
     images = np.random.default_rng(9).integers(0, 255, (n, c, c, 3), dtype=np.uint8)
     cache = CropCache(images, np.full((n, 68, 2), np.nan, np.float32), np.array(["x"] * n), 48, 1.75)
-    gap = mirror_gap(with_offset(bare, offset), cache, IBUG) - mirror_gap(bare, cache, IBUG)
+    gap = mirror_gap(bare.with_offsets(offset, None), cache, IBUG) - mirror_gap(bare, cache, IBUG)
     np.testing.assert_allclose(gap, offset - IBUG.mirror_displacements(offset), atol=1e-3)

@@ -33,7 +33,7 @@ from .evaluate import _gt_in_crop, evaluate_cache, predict_cache
 def asymmetric_offset(model: LandmarkModel, cache, scheme: Scheme) -> np.ndarray:
     """(K, 2) crop pixels: minus the antisymmetric half of the model's mean signed error on ``cache``,
     measured without any offset the model already has."""
-    error = np.nanmean(predict_cache(with_offset(model, None), cache, scheme) - _gt_in_crop(cache), axis=0)
+    error = np.nanmean(predict_cache(model.with_offsets(None, model.mirror_offset), cache, scheme) - _gt_in_crop(cache), axis=0)
     return -(error - scheme.mirror_displacements(error)) / 2
 
 
@@ -43,22 +43,10 @@ def mirror_gap(model: LandmarkModel, cache, scheme: Scheme) -> np.ndarray:
     mirror-symmetric). No labels are read."""
     mirrored = CropCache(np.ascontiguousarray(cache.images[:, :, ::-1]), cache.landmarks, cache.sources,
                          cache.input_size, cache.margin)
-    back = predict_cache(model, mirrored, scheme)[:, list(scheme.flip)]
-    back[..., 0] = cache.input_size - 1 - back[..., 0]  # the centre crop of a mirrored cache crop is the mirrored crop
+    # the centre crop of a mirrored cache crop is the mirrored crop
+    back = scheme.mirror_points(predict_cache(model, mirrored, scheme), cache.input_size)
     gap = np.nanmean(predict_cache(model, cache, scheme) - back, axis=0)
     return (gap - scheme.mirror_displacements(gap)) / 2
-
-
-def with_offset(model: LandmarkModel, offset: np.ndarray | None, mirror: np.ndarray | None = None) -> LandmarkModel:
-    """A copy of ``model`` with another ``point_offset`` (None: none) and ``mirror_offset`` (None: its own)."""
-    def rounded(a: np.ndarray | None) -> list | None:
-        return None if a is None else np.round(np.asarray(a, np.float64), 4).tolist()  # float32 would print 0.7529000043869019
-    config = dict(model._hub_mixin_config, point_offset=rounded(offset))
-    if mirror is not None:
-        config["mirror_offset"] = rounded(mirror)
-    calibrated = LandmarkModel(**config)
-    calibrated.load_state_dict(model.state_dict())
-    return calibrated.eval()
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -72,8 +60,8 @@ def main(argv: list[str] | None = None) -> dict:
     scheme = get_scheme(model.scheme)
     train_cache, val_cache = load_caches(DataSpec(a.data), model.input_size, model.crop_scale, a.cache_dir, scheme)
     offset = asymmetric_offset(model, train_cache, scheme)
-    calibrated = with_offset(model, offset)
-    calibrated = with_offset(calibrated, offset, mirror_gap(calibrated, train_cache, scheme))
+    offset_only = model.with_offsets(offset, None)
+    calibrated = offset_only.with_offsets(offset, mirror_gap(offset_only, train_cache, scheme))
     before, after = evaluate_cache(model, val_cache, scheme), evaluate_cache(calibrated, val_cache, scheme)
     folder = local_folder(a.model)
     half = folder is not None and stores_float16(folder)

@@ -35,7 +35,6 @@ from facelm.models.landmark_model import config_default
 from facelm.models.growth import grow, size_of
 from facelm.schemes import Scheme, get_scheme
 
-from .calibrate import with_offset
 from .datasets import DataSpec, load_caches
 from .evaluate import errors_on_cache, evaluate_cache, group_labels, write_report
 from .samples import CachedFaces, neighbors_from_mean_shape, sample_weights
@@ -244,7 +243,7 @@ def train(cfg: TrainConfig) -> dict:
     if bool(model.point_offset.any()):
         # Trained on labels as they are (mirrored ones shifted, or none mirrored), the network learns
         # the offset itself.
-        model = with_offset(model, None)
+        model = model.with_offsets(None, model.mirror_offset)
         acc.print("the --init-from model's point_offset goes into the network")
     cfg = replace(cfg, width=size_of(model, "width"), depth=size_of(model, "depth"))
     # by default judged by the model as built: base's outputs at this run's input size

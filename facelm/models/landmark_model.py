@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
 import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
@@ -76,16 +77,27 @@ class LandmarkModel(
         self.backbone = get_backbone(backbone)(in_chans=in_chans, width=width, depth=depth)
         self.head = get_head(head)(self.backbone.channels, num_points, input_size, neighbors=neighbors)
 
+    def _copy(self, **changes: object) -> "LandmarkModel":
+        """A model of this config with ``changes``, holding these weights."""
+        model = LandmarkModel(**dict(self._hub_mixin_config, **changes))
+        model.load_state_dict(self.state_dict())
+        return model
+
     def with_input_size(self, input_size: int) -> "LandmarkModel":
         """A copy that takes ``input_size`` crops, with these weights: every layer is a convolution, so
         only the head's grid changes. A starting point for training at another resolution."""
-        config = dict(self._hub_mixin_config, input_size=input_size)
-        for name in ("point_offset", "mirror_offset"):
-            if config.get(name) is not None:
-                config[name] = (getattr(self, name) * (input_size / self.input_size)).tolist()
-        model = LandmarkModel(**config)
-        model.load_state_dict(self.state_dict())
-        return model
+        k = input_size / self.input_size
+        offsets = {name: (getattr(self, name) * k).tolist() for name in ("point_offset", "mirror_offset")
+                   if self._hub_mixin_config.get(name) is not None}
+        return self._copy(input_size=input_size, **offsets)
+
+    def with_offsets(self, point_offset: np.ndarray | torch.Tensor | None,
+                     mirror_offset: np.ndarray | torch.Tensor | None) -> "LandmarkModel":
+        """A copy with these weights and other offsets ((K, 2) crop pixels; None: zero), kept to 1e-4 px."""
+        def stored(a: np.ndarray | torch.Tensor | None) -> list | None:
+            # float64 first: a float32 value prints as 0.7529000043869019 in config.json
+            return None if a is None else np.round(np.asarray(a, np.float64), 4).tolist()
+        return self._copy(point_offset=stored(point_offset), mirror_offset=stored(mirror_offset)).eval()
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = x * self.pixel_scale - self.pixel_shift
