@@ -778,7 +778,7 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                     photo = PhotoInput(label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"],
                                        height=380, elem_id="flm-photo")
                     scheme_in = gr.Radio(SCHEMES, value="ibug68", label="Landmark scheme")
-                    # On by default here: with detector boxes it cuts 300-W validation NME from 3.60 to 3.44 %, and
+                    # On by default here: with detector boxes it cuts 300-W validation NME from 3.53 to 3.39 %, and
                     # its cost (3x the model's ~10 ms per face) is small beside the detector's 200-280 ms per photo.
                     refine_in = gr.Checkbox(True, label="Refine (second stage framed on the first prediction: "
                                                         "more accurate, 3x the model time)")

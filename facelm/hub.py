@@ -94,7 +94,9 @@ def write_model_card(model_dir: Path, model: LandmarkModel, metrics_table: str, 
         training=(f"Data: {', '.join(map(str, data)) if data else '?'}. "
                   f"{summary.get('epochs_run', '?')} epochs, {summary.get('train_minutes', '?')} minutes on the "
                   f"training machine (best epoch {summary.get('best_epoch', '?')})"
-                  + (f", starting from the weights of `{cfg.init_from}`." if getattr(cfg, "init_from", None) else ".")),
+                  + (f", starting from the weights of `{cfg.init_from}`." if getattr(cfg, "init_from", None) else ".")
+                  + (f" Targets: the labels moved {cfg.distill:.0%} of the way to the flip-test points of "
+                     f"`{cfg.teacher}` (knowledge distillation, `train.distill`)." if getattr(cfg, "teacher", None) else "")),
         metrics=("Validation split, boxes from the ground-truth landmarks (tight box), NME normalised by the "
                  f"distance between points {a} and {b} ({names[a]}, {names[b]}), no flip test:\n\n```\n"
                  + metrics_table + "\n```"),

@@ -80,7 +80,7 @@ class FaceLandmarker:
     with any box, and robust to loose boxes and tilted heads). ``"auto"`` (the default) refines the
     faces the detector found and not the boxes a caller gives: a detector's boxes are loose, and
     beside the detector's own time the second stage costs little (on 300-W validation faces with the
-    default detector: 3.60 -> 3.44 % NME, 8-20 ms more per face beside 200-280 ms of detection per photo)."""
+    default detector: 3.53 -> 3.39 % NME, 8-20 ms more per face beside 200-280 ms of detection per photo)."""
 
     def __init__(self, model: LandmarkModel, detector: object | None = "default", backend: Backend = "torch",
                  flip_test: bool = False, refine: Refine = "auto", num_threads: int | None = None,

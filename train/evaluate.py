@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,21 @@ SUBSET_GROUPS = {"300w": ("afw", "helen_trainset", "helen", "lfpw", "ibug")}
 
 
 @torch.no_grad()
+def points_at(model: LandmarkModel, x: torch.Tensor, autocast: AbstractContextManager | None = None) -> torch.Tensor:
+    """``model``'s points on (B, C, S, S) crops, in the crops' pixels, whatever its input size. Under
+    ``autocast`` (e.g. bfloat16) only the network runs in low precision; points are decoded in float32,
+    since bfloat16 holds a coordinate near 128 px only to half a pixel."""
+    size = x.shape[-1]
+    k = size / model.input_size
+    if model.input_size != size:
+        x = torch.nn.functional.interpolate(x, size=model.input_size, mode="bilinear", antialias=k > 1)
+    with autocast or nullcontext():
+        out = model(x)
+    points = model.decode({name: v.float() for name, v in out.items()})
+    return (points + 0.5) * k - 0.5  # pixel centres at integers, as the crop rule
+
+
+@torch.no_grad()
 def predict_cache(model: LandmarkModel, cache: CropCache, scheme: Scheme, batch_size: int = 128) -> np.ndarray:
     """``model``'s points on the cache's crops, in ``scheme`` and crop pixels. A model of another input
     size sees the crops resized, and one of another scheme has its points converted (a judge of
@@ -31,12 +47,7 @@ def predict_cache(model: LandmarkModel, cache: CropCache, scheme: Scheme, batch_
     was_training = model.training
     model.eval()
     faces = CachedFaces(cache, scheme, train=False, in_chans=model.in_chans)
-    k = cache.input_size / model.input_size
-    preds = []
-    for x, _ in DataLoader(faces, batch_size=batch_size):
-        if model.input_size != cache.input_size:
-            x = torch.nn.functional.interpolate(x, size=model.input_size, mode="bilinear", antialias=k > 1)
-        preds.append((model.predict(x) + 0.5) * k - 0.5)  # pixel centres at integers, as the crop rule
+    preds = [points_at(model, x) for x, _ in DataLoader(faces, batch_size=batch_size)]
     model.train(was_training)
     own = get_scheme(model.scheme)
     pts = torch.cat(preds).numpy() if preds else np.zeros((0, own.num_points, 2), np.float32)

@@ -36,6 +36,7 @@ from facelm.models.growth import grow, size_of
 from facelm.schemes import Scheme, get_scheme
 
 from .datasets import DataSpec, load_caches
+from .distill import blend, check_teacher, flip_test_points
 from .evaluate import errors_on_cache, evaluate_cache, group_labels, write_report
 from .samples import CachedFaces, neighbors_from_mean_shape, sample_weights
 
@@ -105,6 +106,11 @@ class TrainConfig:
     snapshot_every: int = 0
     """above 0, also keep the (averaged, with --ema) weights of every N-th epoch in OUT/snapshots/, for
     ``python -m train.average`` (stochastic weight averaging over the end of a run)"""
+    teacher: str | None = None
+    """a model (folder, bundled name or Hub id) whose flip-test points on each training crop are
+    blended into the labels (train.distill): knowledge distillation"""
+    distill: float = 0.5
+    """with --teacher, how far the targets move from the labels towards the teacher's points (0-1)"""
     select_by: str = "all"
     """validation group whose mean NME picks the best checkpoint and drives early stopping: "all", a
     source (e.g. ytf68) or a group such as 300w"""
@@ -121,7 +127,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                  "num_neighbors", "crop_scale", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
                  "patience", "num_workers", "seed", "split_seed", "init_from", "time_budget_min", "max_faces", "cache_dir",
                  "push_to_hub", "eval_every", "threads", "depth", "select_by", "max_label_nme", "augment",
-                 "occlusion", "flip", "ema", "mixed_precision", "snapshot_every", "label_judge"):
+                 "occlusion", "flip", "ema", "mixed_precision", "snapshot_every", "label_judge", "teacher", "distill"):
         default = getattr(d, name)
         typ = (type(default) if default is not None else float if name in optional_floats
                else int if name in optional_ints else str)
@@ -150,6 +156,17 @@ def load_base(cfg: TrainConfig) -> tuple[LandmarkModel | None, int, float]:
         raise SystemExit(f"--init-from model crops at {base.crop_scale} x the face box; "
                          f"leave out --crop-scale or pass --crop-scale {base.crop_scale}")
     return base, cfg.input_size or base.input_size, crop_scale
+
+
+def load_teacher(cfg: TrainConfig, student: LandmarkModel, device: torch.device) -> LandmarkModel | None:
+    if cfg.teacher is None:
+        return None
+    if not 0 <= cfg.distill <= 1:
+        raise SystemExit(f"--distill {cfg.distill}: the teacher's weight in the targets goes from 0 to 1")
+    from facelm.hub import load_model
+    teacher = load_model(cfg.teacher).float().to(device).eval().requires_grad_(False)
+    check_teacher(teacher, student)
+    return teacher
 
 
 def drop_broken_labels(cache: CropCache, judge: LandmarkModel | None, max_nme: float | None,
@@ -278,6 +295,7 @@ def train(cfg: TrainConfig) -> dict:
             ema.load_state_dict(saved["ema"])
         state = saved["state"]
         acc.print(f"resumed from {ckpt} at epoch {state['epoch']} (best NME {state['best_nme']:.4f})")
+    teacher = load_teacher(cfg, acc.unwrap_model(model), acc.device)
     acc.init_trackers("tb", config={k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool))})
     t_start = time.time() - state["train_seconds"]
     autocast = torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision == "bf16")
@@ -290,6 +308,8 @@ def train(cfg: TrainConfig) -> dict:
             for group in opt.param_groups:
                 group["lr"] = lr_at(state["step"], total_steps, cfg.warmup_epochs * steps_per_epoch, cfg.lr,
                                     time_fraction(time.time() - t_start, cfg.time_budget_min))
+            if teacher is not None:
+                y = blend(y, flip_test_points(teacher, x, scheme, autocast), cfg.distill)
             with autocast:
                 pred = model(x.contiguous(memory_format=torch.channels_last))
             terms = acc.unwrap_model(model).head.loss(convert_to_fp32(pred), y)

@@ -104,7 +104,12 @@ class LandmarkModel(
         return self.head(*self.backbone(x))
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head.decode(self(x)) + self.point_offset.to(x.dtype)
+        return self.decode(self(x))
+
+    def decode(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Raw outputs of ``forward`` -> (B, K, 2) points in input pixels."""
+        points = self.head.decode(out)
+        return points + self.point_offset.to(points.dtype)
 
     def loss(self, x: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.head.loss(self(x), target)
