@@ -78,7 +78,8 @@ def test_training_with_a_teacher_learns_its_points(tmp_path: Path, xml: str) -> 
 
 
 @pytest.mark.parametrize(("extra", "message"), [(["--teacher", "celeba5"], "predicts celeba5 points"),
-                                                (["--teacher", "ibug68_fast", "--distill", "1.5"], "from 0 to 1")])
+                                                (["--teacher", "ibug68_fast", "--distill", "1.5"], "from 0 to 1"),
+                                                (["--distill", "0.3"], "give --teacher")])
 def test_a_teacher_that_does_not_fit_is_refused(tmp_path: Path, xml: str, extra: list[str], message: str) -> None:
     from train.train import main as train_main
     with pytest.raises(SystemExit, match=message):

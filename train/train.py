@@ -3,6 +3,7 @@
     python -m train.train --data ../shared/data/300w ../shared/data/ytf68 --out runs/default
     accelerate launch -m train.train --data ...        # many GPUs / nodes, unchanged
     python -m train.train --data my_edits.xml --init-from facelm/default --epochs 20   # fine-tune
+    python -m train.train --data ... --init-from ibug68 --teacher ibug68   # distil a teacher's flip test
 
 Best checkpoint by validation NME, early stopping, ``--resume``, TensorBoard logs in OUT/tb, a final
 evaluation (NME, FR, AUC, CED PNG) and a model card in OUT/best.
@@ -39,6 +40,9 @@ from .datasets import DataSpec, load_caches
 from .distill import blend, check_teacher, flip_test_points
 from .evaluate import errors_on_cache, evaluate_cache, group_labels, write_report
 from .samples import CachedFaces, neighbors_from_mean_shape, sample_weights
+
+
+DEFAULT_DISTILL = 0.5
 
 
 @dataclass
@@ -109,8 +113,9 @@ class TrainConfig:
     teacher: str | None = None
     """a model (folder, bundled name or Hub id) whose flip-test points on each training crop are
     blended into the labels (train.distill): knowledge distillation"""
-    distill: float = 0.5
-    """with --teacher, how far the targets move from the labels towards the teacher's points (0-1)"""
+    distill: float | None = None
+    """with --teacher, how far the targets move from the labels towards the teacher's points (0-1;
+    default 0.5)"""
     select_by: str = "all"
     """validation group whose mean NME picks the best checkpoint and drives early stopping: "all", a
     source (e.g. ytf68) or a group such as 300w"""
@@ -119,7 +124,7 @@ class TrainConfig:
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     d = TrainConfig(data=[])
-    optional_floats = ("time_budget_min", "crop_scale", "max_label_nme")
+    optional_floats = ("time_budget_min", "crop_scale", "max_label_nme", "distill")
     optional_ints = ("max_faces", "input_size", "width", "depth")
     p.add_argument("--data", nargs="+", required=True, help="dataset ids, save_to_disk dirs or annotation files/folders")
     p.add_argument("--val-data", nargs="*", default=[], help="validation data; default: a split of --data")
@@ -158,11 +163,21 @@ def load_base(cfg: TrainConfig) -> tuple[LandmarkModel | None, int, float]:
     return base, cfg.input_size or base.input_size, crop_scale
 
 
+def distill_weight(cfg: TrainConfig) -> float | None:
+    """--distill as it applies (0.5 with a --teacher unless given), refused where it cannot."""
+    if cfg.teacher is None:
+        if cfg.distill is not None:
+            raise SystemExit("--distill weighs a teacher's points: give --teacher MODEL too")
+        return None
+    weight = DEFAULT_DISTILL if cfg.distill is None else cfg.distill
+    if not 0 <= weight <= 1:
+        raise SystemExit(f"--distill {weight}: the teacher's weight in the targets goes from 0 to 1")
+    return weight
+
+
 def load_teacher(cfg: TrainConfig, student: LandmarkModel, device: torch.device) -> LandmarkModel | None:
     if cfg.teacher is None:
         return None
-    if not 0 <= cfg.distill <= 1:
-        raise SystemExit(f"--distill {cfg.distill}: the teacher's weight in the targets goes from 0 to 1")
     from facelm.hub import load_model
     teacher = load_model(cfg.teacher).float().to(device).eval().requires_grad_(False)
     check_teacher(teacher, student)
@@ -242,6 +257,8 @@ def train(cfg: TrainConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     scheme = get_scheme(cfg.scheme)
+    # the checkpoint and report record the weight that ran; refused before any data is read
+    cfg = replace(cfg, distill=distill_weight(cfg))
     spec = DataSpec(cfg.data, cfg.val_data, cfg.val_fraction, cfg.split_seed, cfg.max_faces)
     base, input_size, crop_scale = load_base(cfg)
     cfg = replace(cfg, input_size=input_size, crop_scale=crop_scale)  # the checkpoint and report record what ran
