@@ -19,10 +19,18 @@ from .face_box import face_box, upright_face_box
 from .hub import load_model
 from .image import ImageLike, MAX_PIXELS, to_rgb_array
 from .models import LandmarkModel
-from .schemes import convert, get_scheme
+from .schemes import Scheme, convert, get_scheme
 
 Backend = Literal["torch", "onnx"]
 Refine = bool | Literal["auto"]
+
+
+def flip_test_mean(points: np.ndarray, on_mirrored: np.ndarray, scheme: Scheme, width: float,
+                   mirror_offset: np.ndarray) -> np.ndarray:
+    """The flip test's answer, (B, K, 2) crop pixels: the mean of the points on crops ``width`` pixels
+    wide and of those on the mirrored crops, mirrored back plus ``mirror_offset`` (what mirroring
+    turns around of the labels' convention, LandmarkModel.mirror_offset, in these crops' pixels)."""
+    return (points + scheme.mirror_points(on_mirrored, width) + mirror_offset) / 2
 
 
 @dataclass
@@ -123,10 +131,8 @@ class FaceLandmarker:
         x = crops_to_input(crops, self.model.in_chans)
         pts = self._run(x)
         if self.flip_test:
-            flipped = self.scheme.mirror_points(self._run(np.ascontiguousarray(x[..., ::-1])), self.input_size)
-            # What mirroring turns around of the labels' convention (LandmarkModel.mirror_offset).
-            flipped = flipped + self.model.mirror_offset.numpy()
-            pts = (pts + flipped) / 2
+            pts = flip_test_mean(pts, self._run(np.ascontiguousarray(x[..., ::-1])), self.scheme, self.input_size,
+                                 self.model.mirror_offset.numpy())
         return pts.astype(np.float32)
 
     def _run(self, x: np.ndarray) -> np.ndarray:

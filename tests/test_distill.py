@@ -27,7 +27,8 @@ def xml(shared_data: Path) -> str:
 
 def _faces(xml: str, size: int, cache_dir: Path):
     _, cache = load_caches(DataSpec([xml], [xml], 1.0), size, 1.3, str(cache_dir), IBUG)
-    x = torch.stack([CachedFaces(cache, IBUG, train=False, in_chans=3)[i][0] for i in range(len(cache))])
+    faces = CachedFaces(cache, IBUG, train=False, in_chans=3)
+    x = torch.stack([faces[i][0] for i in range(len(faces))])
     return cache, x
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 
-import numpy as np
 import torch
 
+from facelm.landmarker import flip_test_mean
 from facelm.models import LandmarkModel
 from facelm.schemes import Scheme, get_scheme
 
@@ -35,13 +35,11 @@ def flip_test_points(model: LandmarkModel, x: torch.Tensor, scheme: Scheme,
     model.eval()
     x = x.float()
     size = x.shape[-1]
-    direct = points_at(model, x, autocast)
-    back = scheme.mirror_points(points_at(model, x.flip(-1), autocast).cpu().numpy(), size)
-    # the labels' convention that mirroring turns around, in this crop's pixels
-    shift = model.mirror_offset.to(direct) * (size / model.input_size)
-    back = torch.from_numpy(np.ascontiguousarray(back)).to(direct) + shift
+    direct = points_at(model, x, autocast).cpu().numpy()
+    on_mirrored = points_at(model, x.flip(-1), autocast).cpu().numpy()
     model.train(was_training)
-    return (direct + back) / 2
+    shift = model.mirror_offset.cpu().numpy() * (size / model.input_size)  # in these crops' pixels
+    return torch.from_numpy(flip_test_mean(direct, on_mirrored, scheme, size, shift)).to(x.device)
 
 
 def blend(labels: torch.Tensor, teacher: torch.Tensor, weight: float) -> torch.Tensor:
