@@ -89,7 +89,7 @@ def write_model_card(model_dir: Path, model: LandmarkModel, metrics_table: str, 
                       f"Crop: square, centred on the face box, side = {model.crop_scale} x the larger box side."
                       + (f" Decoded points move by a per-point offset (mean {model.point_offset.abs().mean():.2f} px, "
                          "largest {:.2f} px): the labels' mirror-asymmetric part, measured on training faces by "
-                         "`python -m train.calibrate`.".format(model.point_offset.abs().max())
+                         "`python -m train.point_offsets`.".format(model.point_offset.abs().max())
                          if model.point_offset.any() else "")),
         training=(f"Data: {', '.join(map(str, data)) if data else '?'}. "
                   f"{summary.get('epochs_run', '?')} epochs, {summary.get('train_minutes', '?')} minutes on the "

@@ -66,7 +66,7 @@ def test_unknown_hub_id_fails_fast_offline(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_float16_weights_load_as_float32_and_predict_alike(tmp_path: Path, shared_data: Path) -> None:
     """Half-size files for shipping: float16 on disk, float32 in memory, the same points within noise."""
-    from facelm.evaluation import iter_annotated
+    from facelm.photo_evaluation import iter_annotated
     from facelm.hub import write_model_card
     model = load_model()
     torch.manual_seed(0)

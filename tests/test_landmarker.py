@@ -13,7 +13,7 @@ from PIL import Image
 
 from facelm import FaceLandmarker, ImageError, SchemeError
 from facelm.annotation import landmark_box
-from facelm.evaluation import iter_annotated
+from facelm.photo_evaluation import iter_annotated
 from facelm.image import to_rgb_array
 from facelm.metrics import nme
 from facelm.schemes import convert

@@ -14,7 +14,7 @@ from facelm.landmarker import flip_test_mean
 from facelm.models import LandmarkModel
 from facelm.schemes import Scheme, get_scheme
 
-from .evaluate import points_at
+from .crop_eval import points_at
 
 
 def check_teacher(teacher: LandmarkModel, student: LandmarkModel) -> None:

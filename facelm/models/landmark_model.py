@@ -30,10 +30,10 @@ class LandmarkModel(
     ``point_offset`` (K x 2 crop pixels, default none) is added to the decoded points: the part of the
     annotators' convention that is not mirror-symmetric. Training shows every face mirrored half the
     time, and mirroring turns that part's sign, so the network learns its average, zero, and misses it
-    by its whole size on every face; ``python -m train.calibrate`` measures it on training faces.
+    by its whole size on every face; ``python -m train.point_offsets`` measures it on training faces.
     ``mirror_offset`` (K x 2 crop pixels) is what the points of a mirrored crop, mirrored back, lack
     against the crop's own (twice that asymmetric part, for a model that has learnt or been given it;
-    measured without labels by train.calibrate): the flip test adds it back, and training mirrors
+    measured without labels by train.point_offsets): the flip test adds it back, and training mirrors
     faces with it so that they keep the convention.
     """
 
