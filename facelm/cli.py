@@ -282,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: ../shared/data/300w)")
     q.add_argument("--calib-faces", type=int, default=256)
     q.set_defaults(func=cmd_export_onnx)
+
+    from .publish import add_publish_parser
+    add_publish_parser(sub)
     return p
 
 
