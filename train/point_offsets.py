@@ -3,8 +3,7 @@
     python -m train.point_offsets facelm/weights/ibug68 --data ../shared/data/300w --out runs/x/calibrated
 
 Training mirrors every face half the time. Whatever part of the annotators' convention is not
-mirror-symmetric (300-W's points sit about 0.4 source pixels right of where their mirror images put
-them) changes sign under mirroring, so the network learns its average, zero, and is off by it on every
+mirror-symmetric (300-W's labels have such a part: docs/training.md#mirror-asymmetry) changes sign under mirroring, so the network learns its average, zero, and is off by it on every
 face, mirrored or not. The part can be read from the network's mean signed error over the training
 faces: its antisymmetric half under the scheme's mirror permutation. It becomes the model's
 ``point_offset`` (crop pixels), which ``LandmarkModel.predict`` adds. The mirror-symmetric half of the
