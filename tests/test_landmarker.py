@@ -78,6 +78,7 @@ def test_detector_path_finds_the_annotated_face(faces_300w):
     assert best < 2 * NME_BOUND
 
 
+@pytest.mark.slow
 def test_detector_faces_are_refined_by_default(faces_300w):
     """``refine="auto"``: the detector's faces get the second stage (on all 153 validation faces with
     the default detector: 3.53 -> 3.39 %), boxes a caller gives do not."""

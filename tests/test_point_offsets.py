@@ -67,6 +67,7 @@ def test_calibration_removes_exactly_the_antisymmetric_part_of_the_error() -> No
     np.testing.assert_allclose(residual, sym, atol=1e-3)  # the symmetric part is left as it was
 
 
+@pytest.mark.slow
 def test_calibrating_the_bundled_fast_model_lowers_validation_error(tmp_path: Path, shared_data: Path, capsys) -> None:
     """ibug68_fast is a network trained with mirrored faces plus a calibrated offset. From its weights
     without the offset, the 300-W training split gives back the offset it ships with, and that offset

@@ -168,6 +168,7 @@ def test_a_model_of_another_scheme_judges_the_labels(tmp_path: Path, shared_data
                     "--max-label-nme", "0.2", "--epochs", "1", "--cache-dir", str(tmp_path / "cache")] + TINY)
 
 
+@pytest.mark.slow
 def test_evaluate_leaves_out_the_labels_a_judge_rejects(shared_data: Path, capsys, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """``python -m train.evaluate celeba5 --split validation --label-judge ibug68 --max-label-nme 0.2``:
