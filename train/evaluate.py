@@ -20,13 +20,15 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("model", nargs="?", default=None, help="Hub id or local dir (default: the bundled model)")
     p.add_argument("--data", nargs="+", required=True, help="evaluation data (all of it, unless --split validation)")
-    p.add_argument("--norm", default="interocular", choices=["interocular", "interpupil", "diagonal"])
+    p.add_argument("--norm", default="interocular", choices=["interocular", "interpupil", "diagonal"],
+                   help="what the NME is normalised by (default: interocular, the outer eye corners)")
     p.add_argument("--ced", default=None, help="write the CED plot here")
     p.add_argument("--split", choices=["all", "validation"], default="all",
                    help="validation: only the faces train.train's default split holds out")
     p.add_argument("--label-judge", default=None, metavar="MODEL",
                    help="with --max-label-nme, leave out the faces whose labels this model (any scheme) rejects")
-    p.add_argument("--max-label-nme", type=float, default=None)
+    p.add_argument("--max-label-nme", type=float, default=None,
+                   help="with --label-judge, the judge's NME above which a face's labels count as broken")
     a = p.parse_args(argv)
     if (a.label_judge is None) != (a.max_label_nme is None):
         p.error("--label-judge and --max-label-nme go together")
