@@ -9,15 +9,18 @@ from .errors import AnnotationFormatError, FacelmError, ImageError, ModelLoadErr
 from .schemes import CELEBA5, IBUG68, KAGGLE15, get_scheme
 
 if TYPE_CHECKING:
+    from .hub import load_model
     from .landmarker import FaceLandmarker, Faces
+    from .model_registry import ModelInfo, list_models
 
 __version__ = "0.1.0"
-__all__ = ["FaceLandmarker", "Faces", "Face", "AnnotatedImage", "AnnotationSet", "IBUG68", "KAGGLE15", "CELEBA5",
+__all__ = ["FaceLandmarker", "Faces", "list_models", "load_model", "ModelInfo", "Face", "AnnotatedImage", "AnnotationSet", "IBUG68", "KAGGLE15", "CELEBA5",
            "get_scheme", "FacelmError", "AnnotationFormatError", "ImageError", "ModelLoadError", "SchemeError"]
 
 # torch takes seconds to import: load it only when inference is asked for, so the annotation
 # tools and the CLI's --help start at once.
-_LAZY = {"FaceLandmarker": ".landmarker", "Faces": ".landmarker"}
+_LAZY = {"FaceLandmarker": ".landmarker", "Faces": ".landmarker", "load_model": ".hub",
+         "list_models": ".model_registry", "ModelInfo": ".model_registry"}
 
 
 def __getattr__(name: str):

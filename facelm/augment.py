@@ -50,8 +50,8 @@ class RandomAffine(v2.RandomAffine):
     """torchvision's RandomAffine with points and pixels turned about the same centre. torchvision
     turns images about the middle of the canvas but key points about (W/2, H/2) in their own
     coordinates, which are ours only if pixel centres sat at half-integers; ours sit at integers (as
-    torchvision's own flip assumes), so points get half a pixel's arm of error: 0.13 px of label
-    noise at 25 degrees, measured on blobs. Points cross the affine in the half-integer convention."""
+    torchvision's own flip assumes), so points get half a pixel's arm of error (how much label noise
+    that is: docs/training.md#mirror-asymmetry). Points cross the affine in the half-integer convention."""
 
     def _call_kernel(self, functional: Any, inpt: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(inpt, tv_tensors.KeyPoints):

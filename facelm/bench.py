@@ -122,7 +122,7 @@ class BenchFace:
 def load_faces(data: Path, n: int, split: str = "validation") -> tuple[list[BenchFace], list[np.ndarray]]:
     """``n`` evenly spaced annotated faces of ``split`` ("validation": the identities ``train.train``
     holds out with its default split; "all") and the decoded photos they come from."""
-    from .evaluation import iter_annotated
+    from .photo_evaluation import iter_annotated
     from .image import to_rgb_array
     photos = list(iter_annotated([data], split=split))
     all_faces = [(i, j) for i, ph in enumerate(photos) for j in range(len(ph.boxes))]
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"annotated faces (default {DEFAULT_DATA})")
     p.add_argument("--faces", type=int, default=200)
-    from .evaluation import SPLITS
+    from .photo_evaluation import SPLITS
     p.add_argument("--split", choices=SPLITS, default="validation",
                    help="which faces of --data: train.train's default validation split (default), its train part, or all")
     p.add_argument("--photos", type=int, default=50, help="photos timed per face detector")

@@ -177,7 +177,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    from .evaluation import iter_annotated, predict_annotated
+    from .photo_evaluation import iter_annotated, predict_annotated
     from .landmarker import FaceLandmarker
     from .metrics import plot_ced, results_table
     photos = list(iter_annotated(a.data, a.every, a.split))
@@ -233,7 +233,7 @@ def cmd_export_onnx(a: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .bench import DEFAULT_DATA
-    from .evaluation import SPLITS
+    from .photo_evaluation import SPLITS
     p = argparse.ArgumentParser(prog="python -m facelm", description="Face landmark detection.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -282,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: ../shared/data/300w)")
     q.add_argument("--calib-faces", type=int, default=256)
     q.set_defaults(func=cmd_export_onnx)
+
+    from .publish import add_publish_parser
+    add_publish_parser(sub)
     return p
 
 

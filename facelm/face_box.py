@@ -4,7 +4,7 @@ bb_ground_truth). Models, detectors (after calibration) and the crop rule all sp
 For schemes with fewer points the box is estimated from their own tight box with constants fitted on
 the 300-W + ytf68 ground truth (68 points converted to the scheme; medians over 4,644 faces):
     centre = own centre + (ax, ay) * s,   size = (kw, kh) * s,   s = larger side of the own box.
-Median error of the estimate is 2-8 % of the face size, well inside the training box jitter.
+How far the estimate is off: docs/results.md#face-boxes-from-fewer-points (well inside the training box jitter).
 """
 from __future__ import annotations
 

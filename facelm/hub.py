@@ -11,7 +11,6 @@ from safetensors import safe_open
 
 from .errors import ModelLoadError
 from .models import LandmarkModel
-from .schemes import get_scheme
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL_DIR = WEIGHTS_DIR / "ibug68"
@@ -69,40 +68,6 @@ def stores_float16(model_dir: str | os.PathLike) -> bool:
     """Whether a model folder's weights are stored as float16 (read from the file's header only)."""
     with safe_open(Path(model_dir) / "model.safetensors", "pt") as f:
         return any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
-
-
-def write_model_card(model_dir: Path, model: LandmarkModel, metrics_table: str, summary: dict, cfg: object) -> None:
-    """Regenerate README.md (the model card) for a saved model folder."""
-    n_params = sum(p.numel() for p in model.parameters())
-    size_mb = (model_dir / "model.safetensors").stat().st_size / 1e6
-    half = stores_float16(model_dir)
-    head = model.head.__class__.__name__
-    data = getattr(cfg, "data", None)
-    scheme = get_scheme(model.scheme)
-    a, b = scheme.interocular
-    names = scheme.names
-    card = model.generate_model_card(
-        model_name=f"{model.scheme} ({model.num_points} points)", scheme=model.scheme,
-        architecture=(f"`{getattr(cfg, 'backbone', '?')}` backbone + `{head}`; input {model.input_size}x"
-                      f"{model.input_size} px, {model.in_chans} channel(s); {n_params / 1e6:.2f} M parameters; "
-                      f"{size_mb:.1f} MB safetensors{' (float16 weights, computed in float32)' if half else ''}. "
-                      f"Crop: square, centred on the face box, side = {model.crop_scale} x the larger box side."
-                      + (f" Decoded points move by a per-point offset (mean {model.point_offset.abs().mean():.2f} px, "
-                         "largest {:.2f} px): the labels' mirror-asymmetric part, measured on training faces by "
-                         "`python -m train.calibrate`.".format(model.point_offset.abs().max())
-                         if model.point_offset.any() else "")),
-        training=(f"Data: {', '.join(map(str, data)) if data else '?'}. "
-                  f"{summary.get('epochs_run', '?')} epochs, {summary.get('train_minutes', '?')} minutes on the "
-                  f"training machine (best epoch {summary.get('best_epoch', '?')})"
-                  + (f", starting from the weights of `{cfg.init_from}`." if getattr(cfg, "init_from", None) else ".")
-                  + (f" Targets: the labels moved {cfg.distill:.0%} of the way to the flip-test points of "
-                     f"`{cfg.teacher}` (knowledge distillation, `train.distill`)." if getattr(cfg, "teacher", None) else "")),
-        metrics=("Validation split, boxes from the ground-truth landmarks (tight box), NME normalised by the "
-                 f"distance between points {a} and {b} ({names[a]}, {names[b]}), no flip test:\n\n```\n"
-                 + metrics_table + "\n```"),
-        limitations="Trained on near-frontal to moderate-pose faces; extreme profiles and heavy occlusion are weak.",
-    )
-    card.save(model_dir / "README.md")
 
 
 def push_model(model_dir: str | os.PathLike, repo: str) -> str:

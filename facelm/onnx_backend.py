@@ -39,7 +39,7 @@ def calibration_crops(model: LandmarkModel, data: Sequence[str | os.PathLike], n
     """(n, C, S, S) float crops of annotated faces, cut by the model's crop rule, for int8 calibration.
     The default ``split`` keeps to the faces ``train.train`` trains on, so no held-out face tunes it."""
     from .crop import crop_face, crops_to_input
-    from .evaluation import iter_annotated
+    from .photo_evaluation import iter_annotated
     from .image import to_rgb_array
     photos = list(iter_annotated(data, split=split))
     if not photos:

@@ -1,4 +1,4 @@
-"""Safe file names and crash-safe writes.
+"""Where facelm keeps its caches, safe file names and crash-safe writes.
 
 Annotation files name images by relative path, and the app autosaves annotations; both are places
 where a hostile or damaged file could make us read or clobber something outside the data folder,
@@ -12,7 +12,20 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .errors import UnsafePathError
 
-__all__ = ["safe_join", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["cache_dir", "safe_join", "atomic_write_bytes", "atomic_write_text"]
+
+CACHE_ENV = "FACELM_CACHE"
+
+
+def cache_dir(*parts: str) -> Path:
+    """The folder for one of facelm's caches (e.g. ``cache_dir("crops")``), under one root:
+    ``$FACELM_CACHE``, else ``$XDG_CACHE_HOME/facelm``, else ``~/.cache/facelm``. Read at each call, so
+    that a test session (or a user) can move every cache at once. The folder is not created here."""
+    root = os.environ.get(CACHE_ENV, "").strip()
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+        root = os.path.join(xdg, "facelm") if xdg else os.path.join("~", ".cache", "facelm")
+    return Path(root).expanduser().joinpath(*parts)
 
 
 def safe_join(root: str | os.PathLike, relative: str | os.PathLike) -> Path:

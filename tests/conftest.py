@@ -15,6 +15,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FACELM_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def facelm_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Every facelm cache of the session (facelm.paths.cache_dir: crop caches, ...) in a temporary
+    folder, not in the user's ~/.cache/facelm; subprocesses the tests start inherit it."""
+    patch = pytest.MonkeyPatch()
+    folder = tmp_path_factory.mktemp("facelm-cache")
+    patch.setenv("FACELM_CACHE", str(folder))
+    yield folder
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "README.md").exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from facelm import bench
 from facelm.data import identity_of, in_validation
@@ -20,6 +21,7 @@ def test_bench_uses_held_out_faces(shared_data):
     assert in_validation(identity_of("afw/1051618982_1.jpg")) == in_validation(identity_of("x/1051618982_2.png"))
 
 
+@pytest.mark.slow
 def test_bench_end_to_end(shared_data, tmp_path, capsys, one_torch_thread):
     out = tmp_path / "bench.json"
     assert bench.main(["--data", str(shared_data / "300w"), "--faces", "6", "--photos", "2", "--no-dlib",

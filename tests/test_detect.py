@@ -11,7 +11,7 @@ from facelm.detect import (BoxCalibration, CombinedDetector, HaarDetector, box_i
 from facelm.detect.calibrate import main as calibrate_main
 from facelm.detect.dlib_hog import dlib_available
 from facelm.errors import FacelmError, ImageError
-from facelm.evaluation import iter_annotated
+from facelm.photo_evaluation import iter_annotated
 from facelm.image import to_rgb_array
 
 # Near-frontal and turned 300-W faces of both subsets, fixed so the test does not drift.

@@ -11,10 +11,10 @@ from facelm import FaceLandmarker
 from facelm.hub import load_model
 from facelm.metrics import nme
 from facelm.schemes import get_scheme
-from train.datasets import DataSpec, load_caches
+from train.split_caches import DataSpec, load_caches
 from train.distill import blend, flip_test_points
-from train.evaluate import _gt_in_crop
-from train.samples import CachedFaces
+from train.crop_eval import gt_in_crop
+from train.cached_faces import CachedFaces
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 IBUG = get_scheme("ibug68")
@@ -43,7 +43,7 @@ def test_teacher_points_are_the_landmarkers_flip_test(tmp_path: Path, xml: str) 
     np.testing.assert_allclose(got, ref, atol=1e-3)
     bf16 = flip_test_points(teacher, x, IBUG, torch.autocast("cpu", dtype=torch.bfloat16)).numpy()
     assert np.abs(bf16 - got).mean() < 0.1
-    gt = _gt_in_crop(cache)
+    gt = gt_in_crop(cache)
     small = flip_test_points(load_model("ibug68_fast"), x, IBUG).numpy()  # a 96 px model on 128 px crops
     assert nme(small, gt, IBUG).mean() < 1.5 * nme(got, gt, IBUG).mean()
     assert np.abs(small - got).mean() < 2.0

@@ -66,8 +66,8 @@ def test_unknown_hub_id_fails_fast_offline(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_float16_weights_load_as_float32_and_predict_alike(tmp_path: Path, shared_data: Path) -> None:
     """Half-size files for shipping: float16 on disk, float32 in memory, the same points within noise."""
-    from facelm.evaluation import iter_annotated
-    from facelm.hub import write_model_card
+    from facelm.photo_evaluation import iter_annotated
+    from facelm.model_card import write_model_card
     model = load_model()
     torch.manual_seed(0)
     with torch.no_grad():  # the bundled weights are already float16 values: move them off that grid
@@ -82,5 +82,5 @@ def test_float16_weights_load_as_float32_and_predict_alike(tmp_path: Path, share
     full = FaceLandmarker.from_pretrained(tmp_path / "f", detector=None).predict(photo.path, boxes=photo.boxes).landmarks
     got = FaceLandmarker.from_pretrained(tmp_path / "h", detector=None).predict(photo.path, boxes=photo.boxes).landmarks
     assert np.abs(got - full).max() < 0.1  # pixels in the photo
-    write_model_card(tmp_path / "h", half, "table", {}, None)
+    write_model_card(tmp_path / "h")
     assert "float16 weights, computed in float32" in (tmp_path / "h" / "README.md").read_text()

@@ -13,7 +13,7 @@ from PIL import Image
 
 from facelm import FaceLandmarker, ImageError, SchemeError
 from facelm.annotation import landmark_box
-from facelm.evaluation import iter_annotated
+from facelm.photo_evaluation import iter_annotated
 from facelm.image import to_rgb_array
 from facelm.metrics import nme
 from facelm.schemes import convert
@@ -78,6 +78,7 @@ def test_detector_path_finds_the_annotated_face(faces_300w):
     assert best < 2 * NME_BOUND
 
 
+@pytest.mark.slow
 def test_detector_faces_are_refined_by_default(faces_300w):
     """``refine="auto"``: the detector's faces get the second stage (on all 153 validation faces with
     the default detector: 3.53 -> 3.39 %), boxes a caller gives do not."""

@@ -77,7 +77,7 @@ def test_growing_the_bundled_model_keeps_its_landmarks_and_can_train(shared_data
     """A wider and deeper copy of the bundled model predicts the same landmarks on real faces, and the
     parts it added get gradients (zero-scale BatchNorms must not be dead ends)."""
     from facelm import FaceLandmarker
-    from facelm.evaluation import iter_annotated
+    from facelm.photo_evaluation import iter_annotated
     from facelm.hub import load_model
     from facelm.models.growth import grow, size_of
 

@@ -7,7 +7,7 @@ import torch
 
 from facelm import FaceLandmarker
 from facelm.crop import crop_face
-from facelm.evaluation import iter_annotated
+from facelm.photo_evaluation import iter_annotated
 from facelm.hub import load_model
 from facelm.image import to_rgb_array
 from facelm.models import LandmarkModel, list_backbones, list_heads

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from facelm.errors import UnsafePathError
-from facelm.paths import atomic_write_bytes, atomic_write_text, safe_join
+from facelm.paths import atomic_write_bytes, atomic_write_text, cache_dir, safe_join
 
 
 @pytest.mark.parametrize("relative", ["a.jpg", "sub/a.jpg", "./a.jpg", "sub/../a.jpg", "sub\\a.jpg"])
@@ -83,3 +83,20 @@ def test_atomic_write_text_encodes(tmp_path: Path) -> None:
     target = tmp_path / "t.txt"
     atomic_write_text(target, "café", encoding="latin-1")
     assert target.read_bytes() == "café".encode("latin-1")
+
+
+def test_cache_dir_has_one_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """FACELM_CACHE, else XDG_CACHE_HOME/facelm, else ~/.cache/facelm; read at every call."""
+    monkeypatch.setenv("FACELM_CACHE", str(tmp_path / "mine"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir("crops") == tmp_path / "mine" / "crops"
+    monkeypatch.delenv("FACELM_CACHE")
+    assert cache_dir("crops") == tmp_path / "xdg" / "facelm" / "crops"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "facelm"
+    assert not (tmp_path / "home").exists()
+
+
+def test_the_test_session_keeps_caches_out_of_the_home_folder() -> None:
+    assert cache_dir().resolve() != (Path.home() / ".cache" / "facelm").resolve()

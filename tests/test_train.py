@@ -121,7 +121,7 @@ def test_grayscale_model_trains_and_predicts(tmp_path: Path, xml: str) -> None:
                 "--in-chans", "1", "--epochs", "1"] + TINY)
     assert json.loads((out / "best" / "eval.json").read_text())["results"]["all"]["nme_mean"] > 0
     from facelm import FaceLandmarker
-    from facelm.evaluation import iter_annotated
+    from facelm.photo_evaluation import iter_annotated
     fl = FaceLandmarker.from_pretrained(out / "best", detector=None)
     assert fl.model.in_chans == 1
     ph = next(iter(iter_annotated([xml])))
@@ -133,8 +133,8 @@ def test_broken_labels_are_dropped_before_training(tmp_path: Path, shared_data: 
     wildly (scrambled or displaced shapes, as some ytf68 frames have) and keeps every sound one."""
     import numpy as np
     from facelm.schemes import get_scheme
-    from train.datasets import DataSpec, load_caches
-    from train.train import drop_broken_labels
+    from train.split_caches import DataSpec, load_caches
+    from train.label_judge import drop_broken_labels
     scheme = get_scheme("ibug68")
     cache, _ = load_caches(DataSpec([str(shared_data / "300w" / "helen_trainset")], max_faces=10), 112, 1.3,
                            str(tmp_path / "cache"), scheme)
@@ -152,8 +152,8 @@ def test_a_model_of_another_scheme_judges_the_labels(tmp_path: Path, shared_data
     """--label-judge: the 68-point ibug68 (128 px input) judges 5-point labels at 64 px, as it does for the
     five_point set, where about 40 % of the web faces carry labels that miss the face."""
     from facelm.schemes import get_scheme
-    from train.datasets import DataSpec, load_caches
-    from train.train import drop_broken_labels
+    from train.split_caches import DataSpec, load_caches
+    from train.label_judge import drop_broken_labels
     scheme = get_scheme("celeba5")
     cache, _ = load_caches(DataSpec([str(shared_data / "five_point" / "list_landmarks.csv")], max_faces=12), 64,
                            1.3, str(tmp_path / "cache"), scheme)
@@ -168,9 +168,13 @@ def test_a_model_of_another_scheme_judges_the_labels(tmp_path: Path, shared_data
                     "--max-label-nme", "0.2", "--epochs", "1", "--cache-dir", str(tmp_path / "cache")] + TINY)
 
 
-def test_evaluate_leaves_out_the_labels_a_judge_rejects(shared_data: Path, capsys) -> None:
+@pytest.mark.slow
+def test_evaluate_leaves_out_the_labels_a_judge_rejects(shared_data: Path, capsys, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """``python -m train.evaluate celeba5 --split validation --label-judge ibug68 --max-label-nme 0.2``:
-    the five_point web faces whose labels miss the face (README) leave the figure, and it drops."""
+    the five_point web faces whose labels miss the face (docs/results.md) leave the figure, and it
+    drops. Only the validation faces are cropped and cached, not the training side."""
+    monkeypatch.setenv("FACELM_CACHE", str(tmp_path))
     import re
     from train.evaluate import main as evaluate_main
     data = str(shared_data / "five_point" / "list_landmarks.csv")
@@ -188,6 +192,7 @@ def test_evaluate_leaves_out_the_labels_a_judge_rejects(shared_data: Path, capsy
     assert 1000 < n_all < 2000 and n_clean == n_all - left_out
     assert 0.1 * n_all < left_out < 0.4 * n_all
     assert nme_clean < nme_all - 1.0
+    assert [p.name.split("-")[0] for p in (tmp_path / "crops").iterdir()] == ["validation"]
 
 
 def test_bfloat16_training_learns_and_saves_float32(tmp_path: Path, xml: str) -> None:

@@ -1,8 +1,8 @@
 """Distillation targets: a frozen teacher's points on the very crops a training step sees.
 
 The teacher runs with the flip test (its points on the crop and on the mirrored crop, mirrored back,
-plus its mirror_offset), which is more accurate than one pass (ibug68 of commit 3fb2ad0: 3.51 -> 3.37 % on 300-W
-validation faces); the student learns a blend of the labels and those points.
+plus its mirror_offset), which is more accurate than one pass; the student learns a blend of the
+labels and those points. Figures and the runs that used it: docs/training.md#distillation.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from facelm.landmarker import flip_test_mean
 from facelm.models import LandmarkModel
 from facelm.schemes import Scheme, get_scheme
 
-from .evaluate import points_at
+from .crop_eval import points_at
 
 
 def check_teacher(teacher: LandmarkModel, student: LandmarkModel) -> None:

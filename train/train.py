@@ -1,25 +1,23 @@
-"""Train a landmark model.
+"""The training loop: ``python -m train.train --data ... --out runs/x`` (options: ``--help``, or
+train.config.TrainConfig; recipes: docs/training.md).
 
-    python -m train.train --data ../shared/data/300w ../shared/data/ytf68 --out runs/default
-    accelerate launch -m train.train --data ...        # many GPUs / nodes, unchanged
-    python -m train.train --data my_edits.xml --init-from facelm/default --epochs 20   # fine-tune
-    python -m train.train --data ... --init-from ibug68 --teacher ibug68   # distil a teacher's flip test
-
-Best checkpoint by validation NME, early stopping, ``--resume``, TensorBoard logs in OUT/tb, a final
-evaluation (NME, FR, AUC, CED PNG) and a model card in OUT/best.
+A run, step by step (``train``): resolve the config against the --init-from model (``load_base``),
+cache the training and validation crops (``load_data``), build the model (``build_model``,
+``carry_offsets``), drop broken labels (train.label_judge), then epochs of ``train_epoch`` and
+``end_of_epoch`` (validate, keep the best, checkpoint, stop early), then ``finish`` (report and
+model card, upload).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import convert_to_fp32, set_seed
@@ -30,123 +28,20 @@ from tqdm.auto import tqdm
 from facelm.augment import AugmentConfig
 from facelm.crop import DEFAULT_SCALE
 from facelm.crop_cache import CropCache
-from facelm.data import DEFAULT_VAL_FRACTION
 from facelm.models import LandmarkModel
-from facelm.models.landmark_model import config_default
 from facelm.models.growth import grow, size_of
+from facelm.models.landmark_model import config_default
 from facelm.schemes import Scheme, get_scheme
 
-from .datasets import DataSpec, load_caches
+from .cached_faces import CachedFaces, neighbors_from_mean_shape, sample_weights
+from .config import DEFAULT_DISTILL, TrainConfig, parse_args
+from .crop_eval import evaluate_cache, group_labels
 from .distill import blend, check_teacher, flip_test_points
-from .evaluate import errors_on_cache, evaluate_cache, group_labels, write_report
-from .samples import CachedFaces, neighbors_from_mean_shape, sample_weights
+from .label_judge import drop_broken_labels, load_judge
+from .report import write_report
+from .split_caches import DataSpec, load_caches
 
-
-DEFAULT_DISTILL = 0.5
-
-
-@dataclass
-class TrainConfig:
-    data: list[str]
-    out: str = "runs/default"
-    val_data: list[str] = field(default_factory=list)
-    val_fraction: float = DEFAULT_VAL_FRACTION
-    scheme: str = "ibug68"
-    backbone: str = "facelm_res"
-    head: str = "pipnet"
-    width: int | None = None
-    """network width; default: the --init-from model's, else 32. A larger one than the --init-from
-    model's grows it (facelm.models.growth: same outputs at the start, more capacity to train)."""
-    depth: int | None = None
-    """stride-1 blocks per backbone stage (facelm_res); default and growth as for width, else 1"""
-    input_size: int | None = None
-    """crop side in pixels; default: the --init-from model's, else 112. Another size than the
-    --init-from model's re-grids its head and fine-tunes at the new size."""
-    in_chans: int = 3
-    num_neighbors: int = 5
-    crop_scale: float | None = None
-    """crop side / face box side; default: the --init-from model's, else 1.3"""
-    epochs: int = 60
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup_epochs: float = 1.0
-    patience: int = 20
-    num_workers: int = 1
-    seed: int = 0
-    """seed of the training randomness (initialisation, sampling, augmentation)"""
-    split_seed: int = 0
-    """seed of the validation split (facelm.data.split_dataset), apart from --seed: runs with other
-    seeds validate on the same held-out faces instead of training on them"""
-    source_weights: dict[str, float] = field(default_factory=dict)
-    init_from: str | None = None
-    resume: bool = False
-    time_budget_min: float | None = None
-    max_faces: int | None = None
-    cache_dir: str = str(Path.home() / ".cache" / "facelm" / "crops")
-    push_to_hub: str | None = None
-    eval_every: int = 1
-    threads: int = 0
-    """torch CPU threads (0: torch's default). One thread is steadier on a busy 2-core machine."""
-    max_label_nme: float | None = None
-    """drop training faces on which the --init-from model's (or --label-judge's) NME exceeds this
-    (e.g. 0.15): labels that far off are broken (ytf68 has scrambled and lagging tracker shapes), not hard faces"""
-    label_judge: str | None = None
-    """the model whose NME --max-label-nme reads (default: the --init-from model); any scheme (its
-    points are converted) and input size, at this run's crop scale: e.g. ibug68 on 5-point data"""
-    augment: float = 1.0
-    """strength of the geometric augmentation (rotation, scale, box shift); 1 = facelm.augment's defaults"""
-    flip: float = 0.5
-    """probability of mirroring a training face (its points renumbered by the scheme's mirror permutation)"""
-    occlusion: float = 0.0
-    """probability of painting a random flat rectangle over a training face (facelm.augment.Occlude)"""
-    ema: float = 0.0
-    """decay of an exponential moving average of the weights (e.g. 0.998); above 0, validation, the
-    best checkpoint and the final model use the averaged weights, which are steadier than the last step's"""
-    mixed_precision: str = "no"
-    """"bf16" runs the training steps under bfloat16 autocast: about 2x faster on CPUs with AMX or
-    AVX512-BF16, and on recent GPUs; validation and the saved model stay float32. (Accelerate's own
-    `--mixed_precision` also works, but it fixes the precision for the whole process.)"""
-    snapshot_every: int = 0
-    """above 0, also keep the (averaged, with --ema) weights of every N-th epoch in OUT/snapshots/, for
-    ``python -m train.average`` (stochastic weight averaging over the end of a run)"""
-    teacher: str | None = None
-    """a model (folder, bundled name or Hub id) whose flip-test points on each training crop are
-    blended into the labels (train.distill): knowledge distillation"""
-    distill: float | None = None
-    """with --teacher, how far the targets move from the labels towards the teacher's points (0-1;
-    default 0.5)"""
-    select_by: str = "all"
-    """validation group whose mean NME picks the best checkpoint and drives early stopping: "all", a
-    source (e.g. ytf68) or a group such as 300w"""
-
-
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    d = TrainConfig(data=[])
-    optional_floats = ("time_budget_min", "crop_scale", "max_label_nme", "distill")
-    optional_ints = ("max_faces", "input_size", "width", "depth")
-    p.add_argument("--data", nargs="+", required=True, help="dataset ids, save_to_disk dirs or annotation files/folders")
-    p.add_argument("--val-data", nargs="*", default=[], help="validation data; default: a split of --data")
-    for name in ("out", "val_fraction", "scheme", "backbone", "head", "width", "input_size", "in_chans",
-                 "num_neighbors", "crop_scale", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
-                 "patience", "num_workers", "seed", "split_seed", "init_from", "time_budget_min", "max_faces", "cache_dir",
-                 "push_to_hub", "eval_every", "threads", "depth", "select_by", "max_label_nme", "augment",
-                 "occlusion", "flip", "ema", "mixed_precision", "snapshot_every", "label_judge", "teacher", "distill"):
-        default = getattr(d, name)
-        typ = (type(default) if default is not None else float if name in optional_floats
-               else int if name in optional_ints else str)
-        p.add_argument("--" + name.replace("_", "-"), type=typ, default=default)
-    p.add_argument("--source-weight", action="append", default=[], metavar="SOURCE=W",
-                   help="sample faces of a source W times as often (e.g. afw=2)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    a = p.parse_args(argv)
-    weights = {}
-    for item in a.source_weight:
-        k, _, v = item.partition("=")
-        weights[k] = float(v)
-    kw = {k: v for k, v in vars(a).items() if k != "source_weight"}
-    return TrainConfig(**kw, source_weights=weights)
+__all__ = ["TrainConfig", "parse_args", "train", "main"]
 
 
 def load_base(cfg: TrainConfig) -> tuple[LandmarkModel | None, int, float]:
@@ -182,31 +77,6 @@ def load_teacher(cfg: TrainConfig, student: LandmarkModel, device: torch.device)
     teacher = load_model(cfg.teacher).float().to(device).eval().requires_grad_(False)
     check_teacher(teacher, student)
     return teacher
-
-
-def drop_broken_labels(cache: CropCache, judge: LandmarkModel | None, max_nme: float | None,
-                       scheme: Scheme) -> tuple[CropCache, dict[str, int]]:
-    """``cache`` without the faces whose labels ``judge`` disagrees with by more than ``max_nme``, and
-    how many were dropped per source."""
-    if max_nme is None:
-        return cache, {}
-    if judge is None:
-        raise SystemExit("--max-label-nme judges labels with the --init-from model or --label-judge; give one")
-    keep = errors_on_cache(judge, cache, scheme) <= max_nme
-    dropped = {str(s): int(n) for s, n in zip(*np.unique(cache.sources[~keep], return_counts=True))}
-    return cache.subset(keep), dropped
-
-
-def load_judge(name: str | None, crop_scale: float) -> LandmarkModel | None:
-    """The --label-judge model, checked to frame faces as crops cut at ``crop_scale`` do."""
-    if not name:
-        return None
-    from facelm.hub import load_model
-    judge = load_model(name)
-    if abs(judge.crop_scale - crop_scale) > 1e-6 or judge.crop_shift_y != 0.0:
-        raise SystemExit(f"--label-judge {name} crops at {judge.crop_scale}x the face box (shift "
-                         f"{judge.crop_shift_y}); these crops are at {crop_scale}x: its points would not line up")
-    return judge
 
 
 def build_model(cfg: TrainConfig, base: LandmarkModel | None, train_cache: CropCache) -> LandmarkModel:
@@ -247,27 +117,10 @@ def _atomic_torch_save(obj: object, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train(cfg: TrainConfig) -> dict:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if cfg.mixed_precision not in ("no", "bf16"):
-        raise SystemExit(f"--mixed-precision {cfg.mixed_precision}: choose no or bf16")
-    acc = Accelerator(log_with="tensorboard", project_dir=cfg.out)
-    set_seed(cfg.seed)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    scheme = get_scheme(cfg.scheme)
-    # the checkpoint and report record the weight that ran; refused before any data is read
-    cfg = replace(cfg, distill=distill_weight(cfg))
-    spec = DataSpec(cfg.data, cfg.val_data, cfg.val_fraction, cfg.split_seed, cfg.max_faces)
-    base, input_size, crop_scale = load_base(cfg)
-    cfg = replace(cfg, input_size=input_size, crop_scale=crop_scale)  # the checkpoint and report record what ran
-    with acc.main_process_first():
-        train_cache, val_cache = load_caches(spec, cfg.input_size, cfg.crop_scale, cfg.cache_dir, scheme)
-    groups = ["all", *group_labels(val_cache.sources)]
-    if cfg.select_by not in groups:
-        raise SystemExit(f"--select-by {cfg.select_by}: the validation faces have the groups {groups}")
-    model = build_model(cfg, base, train_cache)
+def carry_offsets(model: LandmarkModel, cfg: TrainConfig,
+                  acc: Accelerator) -> tuple[LandmarkModel, tuple[tuple[float, float], ...] | None]:
+    """The model to train, with the --init-from model's calibration moved into what it learns, and the
+    shift that mirrored training faces get (None: none)."""
     mirror_shift = None
     if cfg.flip > 0 and bool(model.mirror_offset.any()):
         # Mirrored faces keep the labels' mirror-asymmetric convention, so the network learns it from
@@ -279,31 +132,76 @@ def train(cfg: TrainConfig) -> dict:
         # the offset itself.
         model = model.with_offsets(None, model.mirror_offset)
         acc.print("the --init-from model's point_offset goes into the network")
-    cfg = replace(cfg, width=size_of(model, "width"), depth=size_of(model, "depth"))
-    # by default judged by the model as built: base's outputs at this run's input size
-    judge = load_judge(cfg.label_judge, cfg.crop_scale) or (model if base else None)
-    train_cache, dropped = drop_broken_labels(train_cache, judge, cfg.max_label_nme, scheme)
-    if dropped:
-        by = f"--label-judge {cfg.label_judge}" if cfg.label_judge else "the --init-from model"
-        acc.print(f"dropped {sum(dropped.values())} training faces with NME > {cfg.max_label_nme:.3f} under {by}: {dropped}")
-    acc.print(f"train faces: {len(train_cache)}, validation faces: {len(val_cache)}")
-    train_set = CachedFaces(train_cache, scheme, train=True, augment=AugmentConfig(occlusion=cfg.occlusion, flip=cfg.flip, mirror_shift=mirror_shift).scaled(cfg.augment),
-                            in_chans=model.in_chans)
-    w = sample_weights(train_cache.sources, cfg.source_weights)
-    g = torch.Generator().manual_seed(cfg.seed)
-    sampler = WeightedRandomSampler(w, num_samples=len(train_set), replacement=True, generator=g)
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-                        drop_last=len(train_set) > cfg.batch_size, persistent_workers=cfg.num_workers > 0)
+    return model, mirror_shift
+
+
+def load_data(cfg: TrainConfig, acc: Accelerator, scheme: Scheme) -> tuple[CropCache, CropCache]:
+    """The (train, validation) crop caches, built once by the main process; --select-by checked
+    against the validation groups."""
+    spec = DataSpec(cfg.data, cfg.val_data, cfg.val_fraction, cfg.split_seed, cfg.max_faces)
+    with acc.main_process_first():
+        train_cache, val_cache = load_caches(spec, cfg.input_size, cfg.crop_scale, cfg.cache_dir, scheme)
+    groups = ["all", *group_labels(val_cache.sources)]
+    if cfg.select_by not in groups:
+        raise SystemExit(f"--select-by {cfg.select_by}: the validation faces have the groups {groups}")
+    return train_cache, val_cache
+
+
+def make_loader(cfg: TrainConfig, cache: CropCache, scheme: Scheme, in_chans: int,
+                mirror_shift: tuple[tuple[float, float], ...] | None) -> DataLoader:
+    """Augmented training faces, each source drawn as often as --source-weight says."""
+    augment = AugmentConfig(occlusion=cfg.occlusion, flip=cfg.flip, mirror_shift=mirror_shift).scaled(cfg.augment)
+    faces = CachedFaces(cache, scheme, train=True, augment=augment, in_chans=in_chans)
+    weights = sample_weights(cache.sources, cfg.source_weights)
+    sampler = WeightedRandomSampler(weights, num_samples=len(faces), replacement=True,
+                                    generator=torch.Generator().manual_seed(cfg.seed))
+    return DataLoader(faces, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                      drop_last=len(faces) > cfg.batch_size, persistent_workers=cfg.num_workers > 0)
+
+
+def new_state() -> dict:
+    """What a checkpoint records of the run's progress (and --resume reads back)."""
+    return {"epoch": 0, "step": 0, "best_nme": float("inf"), "best_epoch": -1, "history": [], "train_seconds": 0.0}
+
+
+@dataclass
+class Run:
+    """Everything the epochs of one run share."""
+    cfg: TrainConfig
+    acc: Accelerator
+    scheme: Scheme
+    out: Path
+    model: torch.nn.Module
+    """the prepared (possibly wrapped) model that trains"""
+    opt: torch.optim.Optimizer
+    loader: DataLoader
+    ema: AveragedModel | None
+    teacher: LandmarkModel | None
+    autocast: AbstractContextManager
+    state: dict
+    t_start: float
+
+    @property
+    def judged(self) -> LandmarkModel:
+        """What is validated, saved and snapshot: the averaged weights with --ema, else the model."""
+        return self.ema.module if self.ema is not None else self.acc.unwrap_model(self.model)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(len(self.loader), 1)
+
+
+def start_run(cfg: TrainConfig, acc: Accelerator, scheme: Scheme, model: LandmarkModel,
+              loader: DataLoader) -> Run:
+    """Optimiser, EMA and teacher around ``model``, prepared by Accelerate; resumed from
+    OUT/checkpoint.pt with --resume."""
     model = model.to(memory_format=torch.channels_last)  # oneDNN's and cuDNN's faster convolution layout
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     model, opt, loader = acc.prepare(model, opt, loader)
     ema = (AveragedModel(acc.unwrap_model(model), multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
            if cfg.ema > 0 else None)
-    judged = ema.module if ema is not None else acc.unwrap_model(model)  # what is validated, saved and snapshot
-    steps_per_epoch = max(len(loader), 1)
-    total_steps = cfg.epochs * steps_per_epoch
-    state = {"epoch": 0, "step": 0, "best_nme": float("inf"), "best_epoch": -1, "history": [], "train_seconds": 0.0}
-    ckpt = out / "checkpoint.pt"
+    state = new_state()
+    ckpt = Path(cfg.out) / "checkpoint.pt"
     if cfg.resume and ckpt.exists():
         saved = torch.load(ckpt, map_location="cpu", weights_only=False)
         acc.unwrap_model(model).load_state_dict(saved["model"])
@@ -314,74 +212,139 @@ def train(cfg: TrainConfig) -> dict:
         acc.print(f"resumed from {ckpt} at epoch {state['epoch']} (best NME {state['best_nme']:.4f})")
     teacher = load_teacher(cfg, acc.unwrap_model(model), acc.device)
     acc.init_trackers("tb", config={k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool))})
-    t_start = time.time() - state["train_seconds"]
     autocast = torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision == "bf16")
-    for epoch in range(state["epoch"], cfg.epochs):
-        model.train()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not acc.is_local_main_process, leave=False,
-                   mininterval=0.1 if sys.stderr.isatty() else 60)
-        sums: dict[str, float] = {}
-        for x, y in bar:
-            for group in opt.param_groups:
-                group["lr"] = lr_at(state["step"], total_steps, cfg.warmup_epochs * steps_per_epoch, cfg.lr,
-                                    time_fraction(time.time() - t_start, cfg.time_budget_min))
-            if teacher is not None:
-                y = blend(y, flip_test_points(teacher, x, scheme, autocast), cfg.distill)
-            with autocast:
-                pred = model(x.contiguous(memory_format=torch.channels_last))
-            terms = acc.unwrap_model(model).head.loss(convert_to_fp32(pred), y)
-            opt.zero_grad(set_to_none=True)
-            acc.backward(terms["total"])
-            opt.step()
-            if ema is not None:
-                ema.update_parameters(acc.unwrap_model(model))
-            state["step"] += 1
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v.item()
-            bar.set_postfix(loss=f"{terms['total'].item():.3f}", refresh=False)
-        state["epoch"] = epoch + 1
-        state["train_seconds"] = time.time() - t_start
-        logs = {f"train/{k}": v / steps_per_epoch for k, v in sums.items()}
-        logs["lr"] = opt.param_groups[0]["lr"]
-        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-            result = evaluate_cache(judged, val_cache, scheme)
-            nme = result[cfg.select_by].nme_mean
-            logs.update({f"val/nme_{k}": r.nme_mean for k, r in result.items()})
-            improved = nme < state["best_nme"]
-            if improved:
-                state["best_nme"], state["best_epoch"] = nme, epoch + 1
-                if acc.is_main_process:
-                    judged.save_pretrained(out / "best")
-            state["history"].append({"epoch": epoch + 1, "val_nme": nme, "train_loss": logs["train/total"],
-                                     "seconds": round(state["train_seconds"])})
-            acc.print(f"epoch {epoch + 1}: loss {logs['train/total']:.4f}  val NME ({cfg.select_by}) {nme * 100:.3f}%"
-                      f"{' (best)' if improved else ''}  [{state['train_seconds'] / 60:.1f} min]")
-        acc.log(logs, step=epoch + 1)
-        if acc.is_main_process and cfg.snapshot_every and (epoch + 1) % cfg.snapshot_every == 0:
-            snap = out / "snapshots"
-            snap.mkdir(exist_ok=True)
-            _atomic_torch_save({"model": judged.state_dict(), "epoch": epoch + 1}, snap / f"epoch_{epoch + 1:04d}.pt")
-        if acc.is_main_process:
-            _atomic_torch_save({"model": acc.unwrap_model(model).state_dict(), "optimizer": opt.state_dict(),
-                                "state": state, "config": asdict(cfg)}
-                               | ({"ema": ema.state_dict()} if ema is not None else {}), ckpt)
-        if epoch + 1 - state["best_epoch"] >= cfg.patience:
-            acc.print(f"early stop: no improvement for {cfg.patience} epochs")
-            break
-        if time_fraction(state["train_seconds"], cfg.time_budget_min) >= 1.0:
-            acc.print(f"time budget of {cfg.time_budget_min} min used up")
-            break
+    return Run(cfg, acc, scheme, Path(cfg.out), model, opt, loader, ema, teacher, autocast, state,
+               time.time() - state["train_seconds"])
+
+
+def train_epoch(run: Run, epoch: int) -> dict[str, float]:
+    """One pass over the training faces; the epoch's mean loss terms and last learning rate."""
+    cfg, acc, state = run.cfg, run.acc, run.state
+    run.model.train()
+    bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not acc.is_local_main_process,
+               leave=False, mininterval=0.1 if sys.stderr.isatty() else 60)
+    total_steps = cfg.epochs * run.steps_per_epoch
+    sums: dict[str, float] = {}
+    for x, y in bar:
+        for group in run.opt.param_groups:
+            group["lr"] = lr_at(state["step"], total_steps, cfg.warmup_epochs * run.steps_per_epoch, cfg.lr,
+                                time_fraction(time.time() - run.t_start, cfg.time_budget_min))
+        if run.teacher is not None:
+            y = blend(y, flip_test_points(run.teacher, x, run.scheme, run.autocast), cfg.distill)
+        with run.autocast:
+            pred = run.model(x.contiguous(memory_format=torch.channels_last))
+        terms = acc.unwrap_model(run.model).head.loss(convert_to_fp32(pred), y)
+        run.opt.zero_grad(set_to_none=True)
+        acc.backward(terms["total"])
+        run.opt.step()
+        if run.ema is not None:
+            run.ema.update_parameters(acc.unwrap_model(run.model))
+        state["step"] += 1
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + v.item()
+        bar.set_postfix(loss=f"{terms['total'].item():.3f}", refresh=False)
+    state["epoch"] = epoch + 1
+    state["train_seconds"] = time.time() - run.t_start
+    logs = {f"train/{k}": v / run.steps_per_epoch for k, v in sums.items()}
+    logs["lr"] = run.opt.param_groups[0]["lr"]
+    return logs
+
+
+def validate(run: Run, epoch: int, val_cache: CropCache, logs: dict[str, float]) -> None:
+    """Validation NME into ``logs`` and the history; a better one saves OUT/best."""
+    cfg, state = run.cfg, run.state
+    result = evaluate_cache(run.judged, val_cache, run.scheme)
+    nme = result[cfg.select_by].nme_mean
+    logs.update({f"val/nme_{k}": r.nme_mean for k, r in result.items()})
+    improved = nme < state["best_nme"]
+    if improved:
+        state["best_nme"], state["best_epoch"] = nme, epoch + 1
+        if run.acc.is_main_process:
+            run.judged.save_pretrained(run.out / "best")
+    state["history"].append({"epoch": epoch + 1, "val_nme": nme, "train_loss": logs["train/total"],
+                             "seconds": round(state["train_seconds"])})
+    run.acc.print(f"epoch {epoch + 1}: loss {logs['train/total']:.4f}  val NME ({cfg.select_by}) {nme * 100:.3f}%"
+                  f"{' (best)' if improved else ''}  [{state['train_seconds'] / 60:.1f} min]")
+
+
+def save_progress(run: Run, epoch: int) -> None:
+    """The epoch's snapshot (with --snapshot-every) and OUT/checkpoint.pt, by the main process."""
+    if not run.acc.is_main_process:
+        return
+    cfg = run.cfg
+    if cfg.snapshot_every and (epoch + 1) % cfg.snapshot_every == 0:
+        snap = run.out / "snapshots"
+        snap.mkdir(exist_ok=True)
+        _atomic_torch_save({"model": run.judged.state_dict(), "epoch": epoch + 1}, snap / f"epoch_{epoch + 1:04d}.pt")
+    _atomic_torch_save({"model": run.acc.unwrap_model(run.model).state_dict(), "optimizer": run.opt.state_dict(),
+                        "state": run.state, "config": asdict(cfg)}
+                       | ({"ema": run.ema.state_dict()} if run.ema is not None else {}), run.out / "checkpoint.pt")
+
+
+def should_stop(run: Run) -> bool:
+    """Early stopping (--patience) or the time budget used up."""
+    cfg, state = run.cfg, run.state
+    if state["epoch"] - state["best_epoch"] >= cfg.patience:
+        run.acc.print(f"early stop: no improvement for {cfg.patience} epochs")
+        return True
+    if time_fraction(state["train_seconds"], cfg.time_budget_min) >= 1.0:
+        run.acc.print(f"time budget of {cfg.time_budget_min} min used up")
+        return True
+    return False
+
+
+def finish(run: Run, val_cache: CropCache, dropped: dict[str, int]) -> dict:
+    """The run's summary; the best model's report and model card, and its upload (--push-to-hub)."""
+    cfg, acc, state = run.cfg, run.acc, run.state
     acc.end_training()
     summary = {"best_val_nme": state["best_nme"], "selected_by": cfg.select_by, "dropped_labels": dropped,
                "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
                "train_minutes": round(state["train_seconds"] / 60, 1)}
-    if acc.is_main_process and (out / "best").exists():
-        summary.update(write_report(out / "best", val_cache, scheme, cfg, summary))
+    if acc.is_main_process and (run.out / "best").exists():
+        summary.update(write_report(run.out / "best", val_cache, run.scheme, cfg, summary))
         if cfg.push_to_hub:
             from facelm.hub import push_model
-            push_model(out / "best", cfg.push_to_hub)
+            push_model(run.out / "best", cfg.push_to_hub)
     acc.print(json.dumps(summary, indent=1, default=str))
     return summary
+
+
+def train(cfg: TrainConfig) -> dict:
+    """One training run, as the module's docstring lists its steps; returns its summary."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.mixed_precision not in ("no", "bf16"):
+        raise SystemExit(f"--mixed-precision {cfg.mixed_precision}: choose no or bf16")
+    acc = Accelerator(log_with="tensorboard", project_dir=cfg.out)
+    set_seed(cfg.seed)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    scheme = get_scheme(cfg.scheme)
+    # the checkpoint and report record what ran: the teacher's weight (refused before any data is
+    # read), the input size and crop scale, the width and depth
+    cfg = replace(cfg, distill=distill_weight(cfg))
+    base, input_size, crop_scale = load_base(cfg)
+    cfg = replace(cfg, input_size=input_size, crop_scale=crop_scale)
+    train_cache, val_cache = load_data(cfg, acc, scheme)
+    model, mirror_shift = carry_offsets(build_model(cfg, base, train_cache), cfg, acc)
+    cfg = replace(cfg, width=size_of(model, "width"), depth=size_of(model, "depth"))
+    # by default judged by the model as built: base's outputs at this run's input size
+    judge = load_judge(cfg.label_judge, cfg.crop_scale) or (model if base else None)
+    train_cache, dropped = drop_broken_labels(train_cache, judge, cfg.max_label_nme, scheme)
+    if dropped:
+        by = f"--label-judge {cfg.label_judge}" if cfg.label_judge else "the --init-from model"
+        acc.print(f"dropped {sum(dropped.values())} training faces with NME > {cfg.max_label_nme:.3f} under {by}: {dropped}")
+    acc.print(f"train faces: {len(train_cache)}, validation faces: {len(val_cache)}")
+    loader = make_loader(cfg, train_cache, scheme, model.in_chans, mirror_shift)
+    run = start_run(cfg, acc, scheme, model, loader)
+    for epoch in range(run.state["epoch"], cfg.epochs):
+        logs = train_epoch(run, epoch)
+        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+            validate(run, epoch, val_cache, logs)
+        acc.log(logs, step=epoch + 1)
+        save_progress(run, epoch)
+        if should_stop(run):
+            break
+    return finish(run, val_cache, dropped)
 
 
 def main(argv: list[str] | None = None) -> dict:

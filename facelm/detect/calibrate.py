@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..evaluation import SPLITS, AnnotatedPhoto, in_split, iter_annotated
+from ..photo_evaluation import SPLITS, AnnotatedPhoto, in_split, iter_annotated
 from ..image import to_rgb_array
 from .base import BoxCalibration, CalibratedDetector, CombinedDetector, RawDetections, box_iou, greedy_matches
 

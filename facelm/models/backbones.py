@@ -37,8 +37,8 @@ def _fixed_depth(name: str, depth: int) -> None:
 
 @register_backbone("facelm_res")
 def facelm_res(in_chans: int = 3, width: int = 32, depth: int = 1) -> Backbone:
-    """The default: a narrow ResNet of basic blocks, sized for ~1 ms a face at 112 px on one CPU thread
-    (width 32, depth 1). ``depth`` is the number of stride-1 blocks after each stride-8 and -16 downsampling."""
+    """The default: a narrow ResNet of basic blocks, sized for speed on one CPU thread (its times:
+    docs/results.md#speed). ``depth`` is the number of stride-1 blocks after each stride-8 and -16 downsampling."""
     w = width
     stem = nn.Sequential(conv_bn_act(in_chans, w * 3 // 4, 3, 2), BasicBlock(w * 3 // 4, w, 2))
     s8 = nn.Sequential(BasicBlock(w, 2 * w, 2), *(BasicBlock(2 * w, 2 * w) for _ in range(depth)))

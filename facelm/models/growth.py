@@ -21,8 +21,8 @@ _GROWABLE = ("width", "depth")
 
 
 def size_of(model: LandmarkModel, key: str) -> int:
-    """The model's ``width`` or ``depth``; configs saved before a key existed mean its default."""
-    return model._hub_mixin_config.get(key, config_default(key))
+    """The model's ``width`` or ``depth``."""
+    return model.config.get(key, config_default(key))
 
 
 def grow(model: LandmarkModel, **changes: int) -> LandmarkModel:
@@ -30,7 +30,7 @@ def grow(model: LandmarkModel, **changes: int) -> LandmarkModel:
     unknown = set(changes) - set(_GROWABLE)
     if unknown:
         raise ValueError(f"can only grow {_GROWABLE}, not {sorted(unknown)}")
-    config = dict(model._hub_mixin_config, **changes)
+    config = dict(model.config, **changes)
     for key in _GROWABLE:
         old, new = size_of(model, key), changes.get(key, size_of(model, key))
         if new < old:

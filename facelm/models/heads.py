@@ -117,9 +117,9 @@ class PIPHead(Head):
         soft = soft / soft.sum(-1, keepdim=True).clamp_min(1e-12)
         logp = F.log_softmax(score.reshape(b, k, -1), dim=-1)
         cls = -(soft * logp).sum(-1).mean()
-        # Offsets are learnt at the true cell AND the cells around it: the score's argmax lands on a
-        # neighbouring cell for ~30 % of points (measured on 300-W validation faces), and an offset
-        # learnt only at the true cell is noise there (7 % NME on those points, 2.8 % at the true cell).
+        # Offsets are learnt at the true cell AND the cells around it: the score's argmax often lands
+        # on a neighbouring cell, where an offset learnt only at the true cell is noise (figures:
+        # docs/training.md, "the 8 cells around it").
         r = self.offset_radius
         steps = torch.arange(-r, r + 1, device=score.device, dtype=score.dtype)
         around = torch.stack(torch.meshgrid(steps, steps, indexing="xy"), -1).reshape(-1, 2)  # (M, 2) dx, dy

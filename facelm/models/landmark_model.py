@@ -30,10 +30,10 @@ class LandmarkModel(
     ``point_offset`` (K x 2 crop pixels, default none) is added to the decoded points: the part of the
     annotators' convention that is not mirror-symmetric. Training shows every face mirrored half the
     time, and mirroring turns that part's sign, so the network learns its average, zero, and misses it
-    by its whole size on every face; ``python -m train.calibrate`` measures it on training faces.
+    by its whole size on every face; ``python -m train.point_offsets`` measures it on training faces.
     ``mirror_offset`` (K x 2 crop pixels) is what the points of a mirrored crop, mirrored back, lack
     against the crop's own (twice that asymmetric part, for a model that has learnt or been given it;
-    measured without labels by train.calibrate): the flip test adds it back, and training mirrors
+    measured without labels by train.point_offsets): the flip test adds it back, and training mirrors
     faces with it so that they keep the convention.
     """
 
@@ -56,6 +56,7 @@ class LandmarkModel(
         mirror_offset: list[list[float]] | None = None,
     ):
         super().__init__()
+        self._config = {name: value for name, value in locals().items() if name in _CONFIG_KEYS}
         self.scheme = scheme
         self.num_points = num_points
         self.input_size = input_size
@@ -77,9 +78,15 @@ class LandmarkModel(
         self.backbone = get_backbone(backbone)(in_chans=in_chans, width=width, depth=depth)
         self.head = get_head(head)(self.backbone.channels, num_points, input_size, neighbors=neighbors)
 
+    @property
+    def config(self) -> dict:
+        """The constructor arguments (what ``config.json`` holds): ``LandmarkModel(**model.config)``
+        builds the same network."""
+        return dict(self._config)
+
     def _copy(self, **changes: object) -> "LandmarkModel":
         """A model of this config with ``changes``, holding these weights."""
-        model = LandmarkModel(**dict(self._hub_mixin_config, **changes))
+        model = LandmarkModel(**dict(self._config, **changes))
         model.load_state_dict(self.state_dict())
         return model
 
@@ -88,7 +95,7 @@ class LandmarkModel(
         only the head's grid changes. A starting point for training at another resolution."""
         k = input_size / self.input_size
         offsets = {name: (getattr(self, name) * k).tolist() for name in ("point_offset", "mirror_offset")
-                   if self._hub_mixin_config.get(name) is not None}
+                   if self._config.get(name) is not None}
         return self._copy(input_size=input_size, **offsets)
 
     def with_offsets(self, point_offset: np.ndarray | torch.Tensor | None,
@@ -124,6 +131,9 @@ class LandmarkPredictor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.predict(x)
+
+
+_CONFIG_KEYS = frozenset(list(inspect.signature(LandmarkModel.__init__).parameters)[1:])
 
 
 def config_default(key: str) -> object:

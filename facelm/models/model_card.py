@@ -1,4 +1,5 @@
-"""The model card template that save_pretrained fills in (jinja, via huggingface_hub.ModelCard)."""
+"""The model card template (jinja, via huggingface_hub.ModelCard): save_pretrained fills in a bare one,
+facelm.model_card a full one."""
 
 MODEL_CARD_TEMPLATE = """
 ---
@@ -8,7 +9,9 @@ MODEL_CARD_TEMPLATE = """
 # facelm face landmark model{% if model_name %}: {{ model_name }}{% endif %}
 
 Face landmark detector trained with [facelm](https://github.com/facelm/facelm){% if scheme %}, scheme `{{ scheme }}`{% endif %}.
-
+{% if description %}
+{{ description }}.
+{% endif %}
 ```python
 from facelm import FaceLandmarker
 fl = FaceLandmarker.from_pretrained("{{ repo_id | default('path/to/this/folder', true) }}")

@@ -1,10 +1,9 @@
 """Measure a model's mirror-asymmetric bias on its training faces and store the correction in the model.
 
-    python -m train.calibrate facelm/weights/ibug68 --data ../shared/data/300w --out runs/x/calibrated
+    python -m train.point_offsets facelm/weights/ibug68 --data ../shared/data/300w --out runs/x/calibrated
 
 Training mirrors every face half the time. Whatever part of the annotators' convention is not
-mirror-symmetric (300-W's points sit about 0.4 source pixels right of where their mirror images put
-them) changes sign under mirroring, so the network learns its average, zero, and is off by it on every
+mirror-symmetric (300-W's labels have such a part: docs/training.md#mirror-asymmetry) changes sign under mirroring, so the network learns its average, zero, and is off by it on every
 face, mirrored or not. The part can be read from the network's mean signed error over the training
 faces: its antisymmetric half under the scheme's mirror permutation. It becomes the model's
 ``point_offset`` (crop pixels), which ``LandmarkModel.predict`` adds. The mirror-symmetric half of the
@@ -26,14 +25,14 @@ from facelm.metrics import results_table
 from facelm.models import LandmarkModel
 from facelm.schemes import Scheme, get_scheme
 
-from .datasets import DataSpec, load_caches
-from .evaluate import _gt_in_crop, evaluate_cache, predict_cache
+from .split_caches import DataSpec, load_caches
+from .crop_eval import evaluate_cache, gt_in_crop, predict_cache
 
 
 def asymmetric_offset(model: LandmarkModel, cache, scheme: Scheme) -> np.ndarray:
     """(K, 2) crop pixels: minus the antisymmetric half of the model's mean signed error on ``cache``,
     measured without any offset the model already has."""
-    error = np.nanmean(predict_cache(model.with_offsets(None, model.mirror_offset), cache, scheme) - _gt_in_crop(cache), axis=0)
+    error = np.nanmean(predict_cache(model.with_offsets(None, model.mirror_offset), cache, scheme) - gt_in_crop(cache), axis=0)
     return -(error - scheme.mirror_displacements(error)) / 2
 
 
@@ -54,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("model", help="model folder, bundled name or Hub id")
     p.add_argument("--data", nargs="+", required=True, help="the model's training data (its training split is used)")
     p.add_argument("--out", required=True, help="folder for the calibrated model")
-    p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "facelm" / "crops"))
+    p.add_argument("--cache-dir", default=None, help="where crops are cached (default: $FACELM_CACHE/crops)")
     a = p.parse_args(argv)
     model = load_model(a.model)
     scheme = get_scheme(model.scheme)

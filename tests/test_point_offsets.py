@@ -1,4 +1,4 @@
-"""Mirror-asymmetry calibration: LandmarkModel.point_offset and train.calibrate."""
+"""Mirror-asymmetry calibration: LandmarkModel.point_offset and train.point_offsets."""
 from __future__ import annotations
 
 import json
@@ -13,8 +13,8 @@ from facelm.hub import load_model, stores_float16
 from facelm.models import LandmarkModel
 from facelm.onnx_backend import check_export, export_onnx
 from facelm.schemes import get_scheme
-from train.calibrate import asymmetric_offset, main as calibrate_main, mirror_gap
-from train.evaluate import _gt_in_crop, predict_cache
+from train.point_offsets import asymmetric_offset, main as calibrate_main, mirror_gap
+from train.crop_eval import gt_in_crop, predict_cache
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 IBUG = get_scheme("ibug68")
@@ -63,10 +63,11 @@ def test_calibration_removes_exactly_the_antisymmetric_part_of_the_error() -> No
     offset = asymmetric_offset(model, cache, IBUG)
     np.testing.assert_allclose(offset, -antisym, atol=1e-4)
     calibrated = model.with_offsets(offset, None)
-    residual = (predict_cache(calibrated, cache, IBUG) - _gt_in_crop(cache)).mean(0)
+    residual = (predict_cache(calibrated, cache, IBUG) - gt_in_crop(cache)).mean(0)
     np.testing.assert_allclose(residual, sym, atol=1e-3)  # the symmetric part is left as it was
 
 
+@pytest.mark.slow
 def test_calibrating_the_bundled_fast_model_lowers_validation_error(tmp_path: Path, shared_data: Path, capsys) -> None:
     """ibug68_fast is a network trained with mirrored faces plus a calibrated offset. From its weights
     without the offset, the 300-W training split gives back the offset it ships with, and that offset

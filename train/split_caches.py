@@ -1,14 +1,16 @@
-"""Training data: any mix of sources the data layer loads, split, and turned into crop caches."""
+"""Training and validation crop caches: any mix of sources the data layer loads, split by identity and cropped once."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from facelm.crop_cache import CropCache, build_cache, cache_key
 from facelm.data import DEFAULT_VAL_FRACTION
 from facelm.face_box import face_box
+from facelm.paths import cache_dir as default_cache_dir
 from facelm.schemes import Scheme
 
 
@@ -60,20 +62,35 @@ def _cached(spec_parts: list[str], split: str, spec: DataSpec, input_size: int, 
     return cache
 
 
-def load_caches(spec: DataSpec, input_size: int, crop_scale: float, cache_dir: str,
+Side = Literal["train", "validation"]
+
+
+def _parts_and_split(spec: DataSpec, side: Side) -> tuple[list[str], str]:
+    """Which entries feed ``side``, and which split of them: separate validation data is taken whole."""
+    if spec.val_data and sorted(spec.val_data) != sorted(spec.data):
+        return (spec.data if side == "train" else spec.val_data), "all"
+    return spec.data, side
+
+
+def load_split(spec: DataSpec, side: Side, input_size: int, crop_scale: float, scheme: Scheme,
+               cache_dir: str | Path | None = None) -> CropCache:
+    """The crop cache of one side (only that side is decoded and cached). ``.npz`` entries are ready
+    caches; other entries go through ``facelm.data.load_dataset`` and, without ``val_data``, a
+    deterministic identity-aware split. ``cache_dir`` defaults to ``facelm.paths.cache_dir("crops")``."""
+    parts, split = _parts_and_split(spec, side)
+    folder = str(cache_dir) if cache_dir else str(default_cache_dir("crops"))
+    ready = [CropCache.load(p) for p in parts if p.endswith(".npz")]
+    rest = [p for p in parts if not p.endswith(".npz")]
+    if rest:
+        ready.append(_cached(rest, split, spec, input_size, crop_scale, folder, scheme))
+    for c in ready:
+        if c.input_size != input_size:
+            raise ValueError(f"crop cache made for {c.input_size}px input, model wants {input_size}px")
+    return _concat(ready)
+
+
+def load_caches(spec: DataSpec, input_size: int, crop_scale: float, cache_dir: str | Path | None,
                 scheme: Scheme) -> tuple[CropCache, CropCache]:
-    """(train, validation) caches. ``.npz`` entries are ready caches; other entries go through
-    ``facelm.data.load_dataset`` and, without ``val_data``, a deterministic identity-aware split."""
-    def load(parts: list[str], split: str) -> CropCache:
-        ready = [CropCache.load(p) for p in parts if p.endswith(".npz")]
-        rest = [p for p in parts if not p.endswith(".npz")]
-        if rest:
-            ready.append(_cached(rest, split, spec, input_size, crop_scale, cache_dir, scheme))
-        for c in ready:
-            if c.input_size != input_size:
-                raise ValueError(f"crop cache made for {c.input_size}px input, model wants {input_size}px")
-        return _concat(ready)
-    if spec.val_data:
-        train_split = "all" if sorted(spec.val_data) != sorted(spec.data) else "train"
-        return load(spec.data, train_split), load(spec.val_data, "all" if train_split == "all" else "validation")
-    return load(spec.data, "train"), load(spec.data, "validation")
+    """(train, validation) caches: :func:`load_split` of each side."""
+    return tuple(load_split(spec, side, input_size, crop_scale, scheme, cache_dir)  # type: ignore[return-value]
+                 for side in ("train", "validation"))
