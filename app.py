@@ -397,10 +397,11 @@ def _client(request: gr.Request | None) -> str:
 
 def _open(project: str, request: gr.Request | None = None) -> Project:
     """An existing project; on a shared app, clients that keep naming projects that do not exist wait."""
+    pid = check_typed_id(project, RESTRICTED)
     client = _client(request)
     _resume_throttle.check(client)
     try:
-        return Project.open(ANNOTATIONS_DIR, check_typed_id(project, RESTRICTED))
+        return Project.open(ANNOTATIONS_DIR, pid)
     except ProjectError:
         _resume_throttle.failed(client)
         raise

@@ -201,9 +201,12 @@ def _save_then(proj: Project, state: dict | None, value: dict | None, status: st
     the View to return."""
     held = Shown.from_state(state)
     if not isinstance(value, dict) or not value.get("item"):
-        if status:
-            raise ProjectError("open an image first")
-        return held, None  # an API call without the editor's value: move from the photo held
+        # An API call without the editor's value acts on the photo this session holds.
+        if held is None or held.project != proj.id:
+            if status:
+                raise ProjectError("open an image first")
+            return held, None
+        value = {"project": proj.id, "item": held.item, "revision": held.known_revision}
     dirty = bool(value.get("dirty"))
     if dirty or status:
         _validate(proj, value)

@@ -118,7 +118,8 @@ function mk(tag, attrs, parent) {
   return n;
 }
 function clone(faces) {
-  return faces.map(f => ({points: f.points.map(p => [p[0], p[1]]), box: f.box ? f.box.slice() : null}));
+  return faces.map(f => ({points: f.points.map(p => [p[0], p[1]]), box: f.box ? f.box.slice() : null,
+                         occluded: f.occluded ? f.occluded.slice() : null}));
 }
 function fmt(v) { return (Math.round(v * 10) / 10).toFixed(1); }
 function scale() { const m = svg.getScreenCTM(); return m && m.a ? m.a : 1; }
@@ -202,7 +203,7 @@ function redrawFace(f) {
 function info() {
   if (!S) { where.textContent = '\u00a0'; chip.textContent = '\u00a0'; chip.dataset.status = ''; return; }
   where.textContent = `Image ${S.index + 1} of ${S.count} \u00b7 ${S.name} \u00b7 ${S.width}\u00d7${S.height}px`
-    + ` \u00b7 uncertainty ${(100 * S.uncertainty).toFixed(1)}%`;
+    + ` \u00b7 uncertainty ${S.uncertainty == null ? '\u2014' : (100 * S.uncertainty).toFixed(1) + '%'}`;
   chip.textContent = S.status; chip.dataset.status = S.status;
   if (sel && S.faces[sel[0]]) {
     const p = S.faces[sel[0]].points[sel[1]];
@@ -224,7 +225,7 @@ function select(s) {
 function send() {
   seq += 1;
   if (S.status === 'predicted') S.status = 'edited';
-  props.value = {item: S.item, project: S.project, faces: clone(S.faces), dirty: true, seq: seq};
+  props.value = {item: S.item, project: S.project, revision: S.revision, faces: clone(S.faces), dirty: true, seq: seq, op: 'edit'};
   info();
 }
 function commit(before) { hist.push(before); if (hist.length > 200) hist.shift(); fut = []; send(); }

@@ -103,7 +103,8 @@ def test_annotate_edit_export_roundtrip(client, served, shared_data):
     moved = np.asarray(faces[0]["points"], np.float64)
     moved[30] += (12.375, -7.5)
     faces[0]["points"] = moved.tolist()
-    queue, md = client.predict(project, {"item": value["item"], "faces": faces, "dirty": True}, api_name="/save_edit")
+    _, queue, md = client.predict(project, {"item": value["item"], "revision": value["revision"], "faces": faces,
+                                            "dirty": True}, api_name="/save_edit")
     assert "Saved" in md
     assert {r[0]: r[4] for r in queue["data"]}[value["item"]] == "edited"
 
@@ -114,9 +115,12 @@ def test_annotate_edit_export_roundtrip(client, served, shared_data):
     np.testing.assert_array_equal(aset.images[0].faces[0].landmarks, moved.astype(np.float32))  # exact
     coco = read_annotations(next(f for f in exported if f.endswith("_coco.json")))
     np.testing.assert_array_equal(coco.images[0].faces[0].landmarks, moved.astype(np.float32))
-    # The saved XML beside the images reads back with its images, as training reads it.
-    saved = read_annotations(app.ANNOTATIONS_DIR / project / "annotations.xml")
+    # The saved XML beside the images reads back with its images, as training reads it; the images
+    # keep the photos' own names.
+    saved = read_annotations(app.ANNOTATIONS_DIR / project / "export" / "annotations.xml")
     assert (Path(saved.root) / saved.images[0].path).is_file()
+    assert Path(saved.images[0].path).name in {f"{Path(n).name}.jpg" for n in (FACE, FACE2)}
+    assert saved.images[0].status == "edited"
 
     exported, _ = client.predict(project, "all", True, api_name="/export")
     rounded = read_annotations(next(f for f in exported if f.endswith(".xml")))
@@ -136,24 +140,34 @@ def test_annotate_edit_export_roundtrip(client, served, shared_data):
 def test_reimport_export_resumes_points(client, served, shared_data):
     project, value, _, _ = client.predict("", [handle_file(str(shared_data / f"{FACE}.jpg"))], "", 1, "prediction", "",
                                           api_name="/annotate_load")
-    client.predict(project, {"item": value["item"], "faces": value["faces"], "dirty": True}, api_name="/save_edit")
+    client.predict(project, {"item": value["item"], "revision": value["revision"], "faces": value["faces"],
+                             "dirty": True}, api_name="/save_edit")
+    client.predict(project, None, api_name="/annotate_done")
     exported, _ = client.predict(project, "edited and done", False, api_name="/export")
-    proj_dir = served[0].ANNOTATIONS_DIR / project
-    image = next((proj_dir / "images").iterdir())
     xml = next(f for f in exported if f.endswith(".xml"))
-    _, value2, queue, _ = client.predict("", [handle_file(xml), handle_file(str(image))], "", 1, "prediction", "",
-                                         api_name="/annotate_load")
-    assert queue["data"][0][4] == "edited"
+    # The exported XML with the ORIGINAL photo: matched by its own name, status "done" kept.
+    _, value2, queue, md = client.predict("", [handle_file(xml), handle_file(str(shared_data / f"{FACE}.jpg"))], "", 1,
+                                          "prediction", "", api_name="/annotate_load")
+    assert queue["data"][0][4] == "done" and "resumed" in md
     np.testing.assert_array_equal(np.asarray(value2["faces"][0]["points"], np.float32),
                                   np.asarray(value["faces"][0]["points"], np.float32))
+
+
+def test_compare_upload_flags_another_photos_points(client, shared_data):
+    """The .pts of another photo is flagged, not scored: no nonsense NME."""
+    _, table, summary = client.predict(handle_file(str(shared_data / "dlib_examples_faces/2008_002470.jpg")),
+                                       handle_file(str(shared_data / f"{FACE}.pts")), "", api_name="/compare_upload")
+    assert summary.startswith("### Not scored") and "%" not in summary.split("\n")[0]
+    assert table["data"][0][1] == "—" and "not scored" in table["data"][0][2]
 
 
 def test_retrain_command(client):
     project, *_ = client.predict(api_name="/new_project")
     cmd = client.predict(project, "", 3, 50, api_name="/retrain_command")
-    assert cmd.startswith("python -m train.train")
+    assert cmd.splitlines()[0].endswith(" -m train.train \\")  # the interpreter that runs it, then the module
     assert "--epochs 3" in cmd and "--max-faces 50" in cmd and "--init-from" in cmd
-    assert f"{project}/annotations.xml" in cmd
+    assert f"{project}/export/retrain_train.xml" in cmd and f"{project}/retrain/run-1" in cmd
+    assert cmd == client.predict(project, "", 3, 50, api_name="/retrain_command")  # what runs is what is shown
 
 
 # ------------------------------------------------------------------------------ bad input
@@ -214,8 +228,8 @@ def test_bad_edits_are_refused(client, shared_data):
     project, value, _, _ = client.predict("", [handle_file(str(shared_data / f"{FACE}.jpg"))], "", 1, "prediction",
                                           "", api_name="/annotate_load")
     with pytest.raises(AppError) as e:
-        client.predict(project, {"item": value["item"], "faces": [{"points": [[1, 2]]}], "dirty": True},
-                       api_name="/save_edit")
+        client.predict(project, {"item": value["item"], "revision": value["revision"],
+                                 "faces": [{"points": [[1, 2]]}], "dirty": True}, api_name="/save_edit")
     assert "68 points" in _error(e)
     with pytest.raises(AppError) as e:
         client.predict("../../etc", {"item": "0001", "faces": [], "dirty": True}, api_name="/save_edit")
@@ -234,9 +248,12 @@ def test_retrain_from_the_app(client, shared_data):
     files = [handle_file(str(shared_data / f"{n}.jpg")) for n in (FACE, FACE2)]
     project, *_ = client.predict("", files, "", 2, "prediction", "", api_name="/annotate_load")
     client.predict(project, "all", False, api_name="/export")
+    shown = client.predict(project, "", 1, 10, api_name="/retrain_command")
     log, table, md, best = client.predict(project, "", 1, 10, api_name="/retrain")
     assert "epoch 1:" in log, log[-2000:]
-    assert Path(best, "model.safetensors").is_file()
+    assert log.startswith(f"$ {shown}\n")  # the command shown is the one that ran, --out included
+    assert Path(best, "model.safetensors").is_file() and f"--out {Path(best).parent}" in shown.replace("\\\n  ", " ")
     before, after = table["data"]
-    assert before[1] == after[1] == 2 and after[2] > 0
-    assert "Fine-tuned model saved" in md
+    assert [before[0], after[0]] == ["before", "after"]
+    assert before[1] == after[1] == 1 and after[2] > 0  # the one face held out of the two
+    assert "held out" in md and ("worse" in md) == (after[2] > before[2])
