@@ -246,3 +246,26 @@ def test_name_clash_is_resolved_by_content(landmarker, shared_data, tmp_path):
     by_hash = {it.sha256: it.faces for it in back.items()}
     for it in proj.items():
         assert by_hash[it.sha256] == it.faces
+
+
+def test_thirty_faces_and_back_to_none(proj, photos, landmarker):
+    """A photo given 30 faces (the group photo's 7, repeated and shifted, as a file would give them),
+    between photos of 0 and 1 face: shown, edited, one deleted, and navigated past in both directions."""
+    from facelm.annotate_import import Given, Photo
+    group = proj.get(_by_name(proj)["2008_002470.jpg"].id)
+    pts = np.concatenate([group.landmarks() + np.float32([3 * k, 2 * k]) for k in range(5)])[:30]
+    boxes = np.concatenate([group.boxes() + np.float32([3 * k, 2 * k, 3 * k, 2 * k]) for k in range(5)])[:30]
+    flags = np.zeros((30, 68), bool)
+    flags[7, :10] = True
+    given = Given(pts, boxes, flags, "edited")
+    item = add_photos(proj, [Photo(photos[0], "crowd.jpg", given)], _start(landmarker), to_rgb_array)[0]
+    view = session.show(proj, item.id)
+    assert len(view.value["faces"]) == len(view.value["face_uncertainty"]) == 30
+    assert view.value["faces"][7]["occluded"][:10] == [True] * 10
+    out = session.save_edit(proj, view.state, _edit(view.value, view.value["faces"][:29], op="delete_face"))
+    assert len(out.value["faces"]) == 29 and len(proj.get(item.id).faces) == 29
+    counts = []
+    for delta in [+1] * 5 + [-1] * 5:
+        out = session.step(proj, out.state, out.value, delta)
+        counts.append(len(out.value["faces"]))
+    assert {0, 1, 7, 29} <= set(counts)

@@ -170,6 +170,50 @@ def test_retrain_command(client):
     assert cmd == client.predict(project, "", 3, 50, api_name="/retrain_command")  # what runs is what is shown
 
 
+def test_two_tabs_on_one_photo_never_overwrite_each_other(served, shared_data):
+    """Two sessions show the same photo; the first saves; the second's edit, made on the older copy,
+    is refused: nothing written, and it gets the saved copy back with a message."""
+    a, b = Client(served[1], verbose=False), Client(served[1], verbose=False)
+    project, va, _, _ = a.predict("", [handle_file(str(shared_data / f"{FACE}.jpg"))], "", 1, "prediction", "",
+                                  api_name="/annotate_load")
+    vb = b.predict(project, api_name="/annotate_resume")[1]
+    assert vb["item"] == va["item"] and vb["revision"] == va["revision"]
+    mine = [dict(f, points=[[x + 4.0, y] for x, y in f["points"]]) for f in va["faces"]]
+    _, _, md = a.predict(project, {**va, "faces": mine, "dirty": True}, api_name="/save_edit")
+    assert "Saved" in md
+    theirs = [dict(f, points=[[x - 9.0, y] for x, y in f["points"]]) for f in vb["faces"]]
+    reloaded, _, md = b.predict(project, {**vb, "faces": theirs, "dirty": True}, api_name="/save_edit")
+    assert "Not saved" in md and "someone else" in reloaded["message"]
+    assert reloaded["revision"] == va["revision"] + 1 and reloaded["faces"][0]["points"] == mine[0]["points"]
+    saved = served[0].Project.open(served[0].ANNOTATIONS_DIR, project).get(va["item"])
+    assert saved.faces[0]["points"] == mine[0]["points"]
+    # "Done" from the stale tab is refused the same way; after the reload it goes through.
+    _, _, md = b.predict(project, vb, api_name="/annotate_done")
+    assert "Not saved" in md
+    assert served[0].Project.open(served[0].ANNOTATIONS_DIR, project).get(va["item"]).status == "edited"
+    b.predict(project, reloaded, api_name="/annotate_done")
+    assert served[0].Project.open(served[0].ANNOTATIONS_DIR, project).get(va["item"]).status == "done"
+
+
+def test_shared_app_refuses_typed_names_and_slows_guessing(served, client, shared_data, monkeypatch):
+    app = served[0]
+    monkeypatch.setattr(app, "RESTRICTED", True)
+    try:
+        with pytest.raises(AppError, match="not allowed"):
+            client.predict("faces", [handle_file(str(shared_data / f"{FACE}.jpg"))], "", 1, "prediction", "",
+                           api_name="/annotate_load")
+        with pytest.raises(AppError, match="not allowed"):
+            client.predict("faces", api_name="/annotate_resume")
+        errors = []
+        for _ in range(5):
+            with pytest.raises(AppError) as e:
+                client.predict(app.new_project_id(), api_name="/annotate_resume")
+            errors.append(_error(e))
+        assert all("no saved project" in m for m in errors[:3]) and "wait" in errors[4]
+    finally:
+        app._resume_throttle.succeeded("127.0.0.1")
+
+
 # ------------------------------------------------------------------------------ bad input
 
 def test_non_image_upload_is_refused_readably(client, tmp_path):
