@@ -413,12 +413,15 @@ def _starts(fl: FaceLandmarker):
 
 def _nav(view: AnnotateView):
     """A View as the Annotate tab's outputs: editor, queue, progress line, session."""
-    return (gr.skip() if view.value is None else view.value), view.rows, view.message, view.state
+    keep = gr.skip()
+    return (keep if view.value is None else view.value), view.rows, view.message, \
+        (keep if view.state is None else view.state)
 
 
 @readable_errors
 def annotate_load(project: str, files: list[str] | None = None, dataset: str = "", n_images: float = 10,
-                  start_from: str = "prediction", model: str = "", progress=gr.Progress()):
+                  start_from: str = "prediction", model: str = "", state: dict | None = None,
+                  progress=gr.Progress()):
     """Add images to the project, each with starting points, and open the most uncertain one.
 
     Sources: uploaded photos (with .xml / COCO .json / .pts files among them to resume from their
@@ -444,14 +447,14 @@ def annotate_load(project: str, files: list[str] | None = None, dataset: str = "
     note = (f"Loaded {len(photos)} image{'s' * (len(photos) != 1)}"
             + (f" ({resumed} resumed from the annotation file{'s' * (len(anns) > 1)})" if resumed else "")
             + "; the queue starts with the most uncertain. " + plan.message()).strip()
-    return (proj.id, *_nav(annotate_session.open_first(proj, note)))
+    return (proj.id, *_nav(annotate_session.open_first(proj, note, state)))
 
 
 @readable_errors
-def annotate_resume(project: str, request: gr.Request = None):
+def annotate_resume(project: str, state: dict | None = None, request: gr.Request = None):
     """Reopen an autosaved project by its id."""
     proj = _open(project, request)
-    return (proj.id, *_nav(annotate_session.open_first(proj, "Resumed: every saved edit is back.")))
+    return (proj.id, *_nav(annotate_session.open_first(proj, "Resumed: every saved edit is back.", state)))
 
 
 @readable_errors
@@ -826,9 +829,9 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                    concurrency_limit=1, concurrency_id="heavy")
 
     nav_out = [editor, queue_df, ann_md, ann_state]
-    ann_load_btn.click(annotate_load, [project_in, ann_files, ann_data, ann_n, ann_start, model_in],
+    ann_load_btn.click(annotate_load, [project_in, ann_files, ann_data, ann_n, ann_start, model_in, ann_state],
                        [project_in, *nav_out], api_name="annotate_load", concurrency_limit=2)
-    resume_btn.click(annotate_resume, project_in, [project_in, *nav_out], api_name="annotate_resume")
+    resume_btn.click(annotate_resume, [project_in, ann_state], [project_in, *nav_out], api_name="annotate_resume")
     new_btn.click(new_project, None, [project_in, *nav_out], api_name="new_project")
     editor.change(save_edit, [project_in, editor, ann_state, model_in], nav_out, api_name="save_edit",
                   trigger_mode="always_last", show_progress="hidden")

@@ -2,22 +2,24 @@
 
 The server is the one source of truth for the photo on screen. Each session keeps a small
 ``Shown`` record (the app stores it in a ``gr.State``): the project, the item it last showed, the
-revision it showed, and the newest revision it knows of (its own saves raise it). An action for
-another photo, for another project, or made on a copy older than the one shown is refused: nothing
-is written, and the session answers with a fresh copy of the photo it holds (with a ``message``)
-for the editor to load. A save is written only while the stored revision is still the one this
-session knows (``Project.save_faces(expect_revision=...)``), so a second tab or a second person who
-saved in between is never overwritten: the late edit is refused and reloaded instead.
+revision it showed, and the session's own token. An action for another photo, for another project,
+or made on a copy older than the one shown is refused: nothing is written, and the session answers
+with a fresh copy of the photo it holds (with a ``message``) for the editor to load. A save is
+written only while the stored revision is the one the edit was made on, or the last save was this
+session's own (``Project.save_faces(base_revision=..., writer=...)``, checked under the project's
+lock), so a second tab or a second person who saved in between is never overwritten: the late edit
+is refused and reloaded instead.
 
-An edit made on any revision the session itself wrote since the photo was shown is accepted: the
-browser keeps sending edits while earlier ones are still being saved, and they are the same
-person's newer work.
+The browser keeps sending edits while earlier ones are still being saved, all made on the revision
+it was shown: those are the same person's newer work and are accepted. An accepted edit changes
+neither the editor (it already shows the edit) nor the session record, so nothing needs echoing back.
 
-Every function returns a ``View``: the editor value to show (or None: leave the editor as it is),
-the queue's rows, a progress line and the session record to keep.
+Every function returns a ``View``: the editor value to show and the session record to keep (None:
+leave as they are), the queue's rows and a progress line.
 """
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -36,7 +38,8 @@ class Shown:
     project: str
     item: str
     shown_revision: int
-    known_revision: int
+    session: str
+    """A random token of this browser session: saves record it (``Item.saved_by``)."""
 
     @classmethod
     def from_state(cls, state: dict | None) -> Shown | None:
@@ -53,6 +56,7 @@ class View:
     rows: list[list]
     message: str
     state: dict | None
+    """The session record to keep; None leaves it as it is."""
 
 
 def queue_rows(proj: Project) -> list[list]:
@@ -68,8 +72,9 @@ def progress_md(proj: Project, note: str = "") -> str:
             f"{c['predicted']} to check" + (f"\n\n{note}" if note else ""))
 
 
-def show(proj: Project, item_id: str | None, note: str = "", message: str = "") -> View:
-    """Open ``item_id`` (the queue's first when None or unknown) and hold it for this session."""
+def show(proj: Project, item_id: str | None, note: str = "", message: str = "", state: dict | None = None) -> View:
+    """Open ``item_id`` (the queue's first when None or unknown) and hold it for the session whose
+    record is ``state`` (a new session when None)."""
     queue = proj.queue()
     if not queue:
         return View({}, [], progress_md(proj, note), None)
@@ -78,12 +83,14 @@ def show(proj: Project, item_id: str | None, note: str = "", message: str = "") 
     item = queue[pos]
     done = sum(it.status == "done" for it in queue)
     value = editor_value(proj.id, item, pos, len(queue), proj.image_path(item), proj.scheme, done, message)
-    state = Shown(proj.id, item.id, item.revision, item.revision)
-    return View(value, queue_rows(proj), progress_md(proj, note or message), asdict(state))
+    held = Shown.from_state(state)
+    token = held.session if held else secrets.token_hex(8)
+    return View(value, queue_rows(proj), progress_md(proj, note or message),
+                asdict(Shown(proj.id, item.id, item.revision, token)))
 
 
-def open_first(proj: Project, note: str = "") -> View:
-    return show(proj, None, note)
+def open_first(proj: Project, note: str = "", state: dict | None = None) -> View:
+    return show(proj, None, note, state=state)
 
 
 def _refuse(proj: Project, held: Shown | None, value: dict | None, why: str) -> View:
@@ -91,7 +98,8 @@ def _refuse(proj: Project, held: Shown | None, value: dict | None, why: str) -> 
     e.g. after a restart, the photo the action named), fresh from disk."""
     named = value.get("item") if isinstance(value, dict) else None
     target = held.item if held and held.project == proj.id else named if isinstance(named, str) else None
-    return show(proj, target, message=f"Not saved: {why}. The image was reloaded; please redo the change.")
+    return show(proj, target, message=f"Not saved: {why}. The image was reloaded; please redo the change.",
+                state=asdict(held) if held else None)
 
 
 def _check(proj: Project, held: Shown | None, value: dict) -> str | None:
@@ -103,7 +111,7 @@ def _check(proj: Project, held: Shown | None, value: dict) -> str | None:
     if value.get("item") != held.item:
         return f"the action was for image {value.get('item')}, but image {held.item} is the one shown"
     rev = value.get("revision")
-    if not held.shown_revision <= rev <= held.known_revision:
+    if rev < held.shown_revision:
         return f"the action was made on revision {rev} of image {held.item}, an older copy than the one shown"
     return None
 
@@ -123,16 +131,13 @@ def _validate(proj: Project, value: dict) -> None:
 def _write(proj: Project, held: Shown, value: dict, faces: list[dict] | None, status: str | None,
            face_uncertainty: list | None = None) -> Item | str:
     """Save under the revision check; the saved item, or why it was refused."""
+    guard = {"base_revision": value["revision"], "writer": held.session}
     try:
         if faces is None:
-            item = proj.set_status(held.item, status, expect_revision=held.known_revision)
-        else:
-            item = proj.save_faces(held.item, faces, status, expect_revision=held.known_revision,
-                                   face_uncertainty=face_uncertainty)
+            return proj.set_status(held.item, status, **guard)
+        return proj.save_faces(held.item, faces, status, face_uncertainty=face_uncertainty, **guard)
     except StaleRevisionError:
         return "someone else saved this image in the meantime"
-    held.known_revision = item.revision
-    return item
 
 
 def save_edit(proj: Project, state: dict | None, edit: dict,
@@ -165,9 +170,8 @@ def save_edit(proj: Project, state: dict | None, edit: dict,
         return _refuse(proj, held, edit, result)
     note = f"Saved image {result.id} ({result.name}), revision {result.revision}."
     if op == "edit":
-        return View(None, queue_rows(proj), progress_md(proj, note), asdict(held))
-    view = show(proj, result.id, note=note)
-    return view
+        return View(None, queue_rows(proj), progress_md(proj, note), None)
+    return show(proj, result.id, note=note, state=state)
 
 
 def _after_delete(before: list[dict], after: list[dict], unc: list) -> list:
@@ -206,7 +210,7 @@ def _save_then(proj: Project, state: dict | None, value: dict | None, status: st
             if status:
                 raise ProjectError("open an image first")
             return held, None
-        value = {"project": proj.id, "item": held.item, "revision": held.known_revision}
+        value = {"project": proj.id, "item": held.item, "revision": proj.get(held.item).revision}
     dirty = bool(value.get("dirty"))
     if dirty or status:
         _validate(proj, value)
@@ -236,14 +240,14 @@ def step(proj: Project, state: dict | None, value: dict | None, delta: int, stat
     new = min(max(pos + delta, 0), len(ids) - 1)
     note = "That was the last image in the queue." if delta > 0 and pos + delta >= len(ids) else \
         "This is the first image." if delta < 0 and pos + delta < 0 else ""
-    return show(proj, ids[new], note=note)
+    return show(proj, ids[new], note=note, state=state)
 
 
 def goto(proj: Project, state: dict | None, value: dict | None, item_id: str) -> View:
     """Open ``item_id`` (a queue row clicked), saving the shown photo's pending edit first."""
     proj.get(str(item_id))
     _, refused = _save_then(proj, state, value, None)
-    return refused or show(proj, str(item_id))
+    return refused or show(proj, str(item_id), state=state)
 
 
 def replace_faces(proj: Project, state: dict | None, value: dict | None,
@@ -261,4 +265,4 @@ def replace_faces(proj: Project, state: dict | None, value: dict | None,
     result = _write(proj, held, value, predict(item, faces), None)
     if isinstance(result, str):
         return _refuse(proj, held, value, result)
-    return show(proj, result.id, note=note)
+    return show(proj, result.id, note=note, state=state)

@@ -17,9 +17,10 @@ restart. Each save replaces one small item file with ``atomic_write_text``, so k
 loses at most the edit in flight and never leaves a half-written file. Coordinates are stored as JSON
 floats of the float32 values, which read back bit-for-bit.
 
-Every save of an item increments its ``revision``; ``save_faces(..., expect_revision=r)`` writes only
-when the stored revision is still ``r`` (checked and written under the project's lock), which is how
-an edit made on an older copy of the image is refused instead of overwriting newer work.
+Every save of an item increments its ``revision`` and records who saved it (``saved_by``, a browser
+session's token). ``save_faces(..., base_revision=r, writer=w)`` writes only when the stored revision
+is still ``r``, or when the last save was ``w``'s own (checked and written under the project's lock):
+an edit made on an older copy of the image is refused instead of overwriting someone else's newer work.
 """
 from __future__ import annotations
 
@@ -131,6 +132,8 @@ class Item:
     """Incremented by every save of this item."""
     sha256: str = ""
     """Of the image bytes as loaded (matches the original photo when it is uploaded again)."""
+    saved_by: str = ""
+    """The token of the session that saved it last ("" when loaded)."""
 
     def __post_init__(self) -> None:
         self.uncertainty = _finite_or_none(self.uncertainty)
@@ -290,39 +293,43 @@ class Project:
         return safe_join(self.dir, item.image)
 
     def save_faces(self, item_id: str, faces: list[dict], status: str | None = None,
-                   expect_revision: int | None = None, face_uncertainty: list[float | None] | None = None) -> Item:
+                   base_revision: int | None = None, writer: str = "",
+                   face_uncertainty: list[float | None] | None = None) -> Item:
         """Replace an item's faces (validated against the scheme) and save it atomically. With
-        ``expect_revision``, refuse (``StaleRevisionError``) unless the stored revision is that one."""
+        ``base_revision`` (the revision the edit was made on), refuse (``StaleRevisionError``) unless
+        the stored revision is that one or the last save was ``writer``'s own."""
         k = get_scheme(self.scheme).num_points
         clean = [_clean_face(f, k, i) for i, f in enumerate(faces)]
         if status is not None and status not in STATUSES:
             raise ProjectError(f"status {status!r}: expected one of {STATUSES}")
         with self._lock:
-            item = self._get_expecting(item_id, expect_revision)
+            item = self._get_expecting(item_id, base_revision, writer)
             item.faces = clean
             item.status = status or ("edited" if item.status == "predicted" else item.status)
             if face_uncertainty is not None:
                 item.face_uncertainty = [_finite_or_none(u) for u in face_uncertainty]
-            return self._save(item)
+            return self._save(item, writer)
 
-    def set_status(self, item_id: str, status: str, expect_revision: int | None = None) -> Item:
+    def set_status(self, item_id: str, status: str, base_revision: int | None = None, writer: str = "") -> Item:
         if status not in STATUSES:
             raise ProjectError(f"status {status!r}: expected one of {STATUSES}")
         with self._lock:
-            item = self._get_expecting(item_id, expect_revision)
+            item = self._get_expecting(item_id, base_revision, writer)
             item.status = status
-            return self._save(item)
+            return self._save(item, writer)
 
-    def _get_expecting(self, item_id: str, expect_revision: int | None) -> Item:
+    def _get_expecting(self, item_id: str, base_revision: int | None, writer: str) -> Item:
         item = self.get(item_id)
-        if expect_revision is not None and item.revision != expect_revision:
-            raise StaleRevisionError(f"image {item_id} ({item.name}) was saved elsewhere since it was shown "
-                                     f"(revision {item.revision}, the edit was made on {expect_revision})")
-        return item
+        if base_revision is None or item.revision == base_revision or (writer and item.saved_by == writer
+                                                                        and item.revision > base_revision):
+            return item
+        raise StaleRevisionError(f"image {item_id} ({item.name}) was saved elsewhere since it was shown "
+                                 f"(revision {item.revision}, the edit was made on {base_revision})")
 
-    def _save(self, item: Item) -> Item:
+    def _save(self, item: Item, writer: str) -> Item:
         item.revision += 1
         item.updated = time.time()
+        item.saved_by = writer
         self._write_item(item)
         return item
 
