@@ -628,6 +628,11 @@ CSS = """
 .gt { color: #00c800; font-weight: 700; } .pred { color: #e60000; font-weight: 700; }
 .worst { color: #ff00ff; font-weight: 700; }
 #flm-nav button { min-width: 0; }
+/* whole photo names in the upload list, not "1000… .jpg": the name wraps, the size column shrinks */
+#flm-ann-files td.filename { overflow: visible; min-width: 0;
+  font-size: 12px; }
+#flm-ann-files td.filename .stem { white-space: normal; overflow-wrap: anywhere; text-overflow: clip; }
+#flm-ann-files td.download { flex: none; width: auto; min-width: 0; font-size: 11px; }
 kbd { background: var(--neutral-100); border: 1px solid var(--border-color-primary); border-bottom-width: 2px;
   border-radius: 4px; padding: 0 5px; font-size: 12px; font-family: var(--font-mono); }
 """
@@ -747,7 +752,7 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                     with gr.Accordion("Load images", open=True):
                         ann_files = gr.File(label="Photos (add an .xml / .pts to resume from its points)",
                                             file_count="multiple",
-                                            file_types=["image", ".xml", ".pts", ".json"], height=120,
+                                            file_types=["image", ".xml", ".pts", ".json"], height=220,
                                             elem_id="flm-ann-files")
                         ann_data = gr.Textbox(DEMO_DATA, label="…or a dataset (when no photos are uploaded)", max_lines=1,
                                               info="Each Load adds the next images of it.")
