@@ -801,7 +801,7 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                     rt_cmd = gr.Code(label="Command", language="shell", interactive=False, lines=4, wrap_lines=True,
                                      elem_id="flm-retrain")
                     rt_md = gr.Markdown()
-                    rt_table = gr.Dataframe(headers=["model", "faces", "NME %", "median %"], interactive=False,
+                    rt_table = gr.Dataframe(headers=["model", "faces", "NME %", "median %"], interactive=False, elem_id="flm-rt-table",
                                             label="Before / after, on exported faces held out from the fine-tune",
                                             column_widths=["25%", "25%", "25%", "25%"], wrap=True)
                     rt_log = gr.Textbox(label="Training log", lines=12, max_lines=12, autoscroll=True)

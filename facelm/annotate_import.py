@@ -5,6 +5,7 @@ Matching an annotation entry to an uploaded photo: by file name (the name in the
 folders); where several uploads share that name, or none has it, by the photo's SHA-256 when the
 file records it (facelm's exports do: ``facelm_sha256``); then by name without extension (a photo
 re-encoded as PNG is exported as ``NAME.png``). An entry no upload matches is reported by name.
+When several files give the same photo (the XML and the COCO JSON of one export), the first wins.
 """
 from __future__ import annotations
 
@@ -120,7 +121,7 @@ def match_uploads(images: list[Path], annotation_files: list[Path], scheme: str,
             pick = stems if len(stems) == 1 else []
         if pick:
             given[pick[0]] = faces
-        else:
+        elif not any(images[i].name == name for i in given):  # already given by another file (XML + COCO)
             missing.append(name)
     return ImportPlan([Photo(p, p.name, given.get(i)) for i, p in enumerate(images)], missing)
 

@@ -213,6 +213,9 @@ def test_export_then_resume_from_xml_or_coco_with_the_original_photos(proj, phot
         resumed, missing = _resume(tmp_path, f"from-{f}", photos, [files[f]], landmarker)
         assert missing == []
         assert _state(resumed) == expected, f
+    # Both files of one export at once: the first gives each photo, nothing is reported missing.
+    both, missing = _resume(tmp_path, "from-both", photos, [files["xml"], files["coco"]], landmarker)
+    assert missing == [] and _state(both) == expected
     # A photo named in the XML but not uploaded is named.
     _, missing = _resume(tmp_path, "partial", photos[1:], [files["xml"]], landmarker)
     assert missing == [photos[0].name]
