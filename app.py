@@ -438,7 +438,8 @@ def annotate_load(project: str, files: list[str] | None = None, dataset: str = "
         proj = Project.create(ANNOTATIONS_DIR, pid, fl.scheme.name, model_path(model))
         photos = dataset_photos(get_dataset(dataset), proj, int(n_images or 1), start_from == "dataset")
     if not photos:
-        raise gr.Error("Nothing to load: upload photos (optionally with an .xml/.json/.pts to resume), or name a dataset.")
+        raise gr.Error("Nothing to load: upload photos (optionally with an .xml/.json/.pts to resume), "
+                       "or name a dataset.")
     check_point_count(photos, fl.scheme.num_points)
     proj = Project.create(ANNOTATIONS_DIR, pid, fl.scheme.name, model_path(model))
     add_photos(proj, progress.tqdm(photos, desc="Predicting starting points"), _starts(fl),
@@ -602,7 +603,8 @@ def retrain_summary(before: np.ndarray, after: np.ndarray, plan: RetrainPlan, mo
     if a > b:
         return (f"### ⚠️ The fine-tuned model is worse: {b:.2f}% → {a:.2f}% NME\nKeep the current model: do not "
                 "press \"Use the fine-tuned model\". Correct more faces, or train longer on a GPU. " + where)
-    return f"### Better: {b:.2f}% → {a:.2f}% NME\n" + where + (" A few faces are a small sample." if len(after) < 10 else "")
+    small = " A few faces are a small sample." if len(after) < 10 else ""
+    return f"### Better: {b:.2f}% → {a:.2f}% NME\n" + where + small
 
 
 # -------------------------------------------------------------------------------------------- UI
@@ -801,7 +803,8 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                     rt_cmd = gr.Code(label="Command", language="shell", interactive=False, lines=4, wrap_lines=True,
                                      elem_id="flm-retrain")
                     rt_md = gr.Markdown()
-                    rt_table = gr.Dataframe(headers=["model", "faces", "NME %", "median %"], interactive=False, elem_id="flm-rt-table",
+                    rt_table = gr.Dataframe(headers=["model", "faces", "NME %", "median %"], interactive=False,
+                                            elem_id="flm-rt-table",
                                             label="Before / after, on exported faces held out from the fine-tune",
                                             column_widths=["25%", "25%", "25%", "25%"], wrap=True)
                     rt_log = gr.Textbox(label="Training log", lines=12, max_lines=12, autoscroll=True)
@@ -830,7 +833,8 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                     api_name=False)
     cmp_up_btn.click(compare_upload, [cmp_photo, cmp_ann, model_in], [cmp_img, cmp_table, cmp_md],
                      api_name="compare_upload")
-    eval_btn.click(evaluate_on_dataset, [cmp_data, eval_n, model_in], [eval_table, eval_plot, eval_md], api_name="evaluate",
+    eval_btn.click(evaluate_on_dataset, [cmp_data, eval_n, model_in], [eval_table, eval_plot, eval_md],
+                   api_name="evaluate",
                    concurrency_limit=1, concurrency_id="heavy")
 
     nav_out = [editor, queue_df, ann_md, ann_state]

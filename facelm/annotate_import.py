@@ -59,10 +59,13 @@ class ImportPlan:
     def message(self) -> str:
         if not self.missing:
             return ""
-        shown = ", ".join(self.missing[:10]) + (f" and {len(self.missing) - 10} more" if len(self.missing) > 10 else "")
-        return (f"{len(self.missing)} photo{'s' * (len(self.missing) != 1)} named in the annotation file "
-                f"{'were' if len(self.missing) != 1 else 'was'} not uploaded: {shown}. Upload "
-                f"{'them' if len(self.missing) != 1 else 'it'} with the file to resume {'their' if len(self.missing) != 1 else 'its'} points.")
+        n = len(self.missing)
+        shown = ", ".join(self.missing[:10]) + (f" and {n - 10} more" if n > 10 else "")
+        if n == 1:
+            return (f"1 photo named in the annotation file was not uploaded: {shown}. Upload it with the file "
+                    "to resume its points.")
+        return (f"{n} photos named in the annotation file were not uploaded: {shown}. Upload them with the file to "
+                "resume their points.")
 
 
 def split_uploads(files: Iterable[str | Path] | None) -> tuple[list[Path], list[Path]]:

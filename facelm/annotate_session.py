@@ -199,7 +199,8 @@ def _box(box) -> list[float]:
     return [x1, y1, x2, y2]
 
 
-def _save_then(proj: Project, state: dict | None, value: dict | None, status: str | None) -> tuple[Shown | None, View | None]:
+def _save_then(proj: Project, state: dict | None, value: dict | None,
+               status: str | None) -> tuple[Shown | None, View | None]:
     """The common start of Next / Previous / Done / go-to: check the action against the photo held,
     and save the value's faces when it is dirty (and the status, for Done). A refusal comes back as
     the View to return."""

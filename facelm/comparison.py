@@ -38,14 +38,11 @@ def check_fit(gt: np.ndarray, width: int, height: int, detected: np.ndarray | No
     ``detected`` (M, 4) boxes (None: no detector; an empty array: it found none, which proves nothing)."""
     gt = np.asarray(gt, np.float32)
     finite = np.isfinite(gt).all(-1)
-    on = finite & (gt[..., 0] >= -0.5) & (gt[..., 0] <= width - 0.5) & (gt[..., 1] >= -0.5) & (gt[..., 1] <= height - 0.5)
+    x, y = gt[..., 0], gt[..., 1]
+    on = finite & (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
     share = on.sum(-1) / np.maximum(finite.sum(-1), 1)
-    reasons = []
-    for n, s in enumerate(share):
-        if s < MIN_INSIDE:
-            reasons.append(f"{100 * (1 - s):.0f}% of its points lie outside the {width}×{height} photo")
-        else:
-            reasons.append("")
+    reasons = [f"{100 * (1 - s):.0f}% of its points lie outside the {width}×{height} photo" if s < MIN_INSIDE else ""
+               for s in share]
     if detected is not None and len(detected) and len(gt):
         iou = box_iou(landmark_box(gt), np.asarray(detected, np.float32).reshape(-1, 4)).max(axis=1)
         for n, v in enumerate(iou):

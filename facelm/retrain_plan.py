@@ -76,7 +76,8 @@ def split_export(plan: RetrainPlan, every: int = HELD_OUT_EVERY) -> tuple[int, i
     every ``every``-th held out (the last face when there are fewer than ``every``). Returns
     (train faces, held-out faces)."""
     if not plan.export_xml.is_file():
-        raise ProjectError("export the project first (Annotate tab → Export): the fine-tune reads its annotations.xml")
+        raise ProjectError("export the project first (Annotate tab → Export): the fine-tune reads its "
+                           "annotations.xml")
     aset = read_annotations(plan.export_xml)
     faces = [(i, j) for i, im in enumerate(aset.images) for j, f in enumerate(im.faces) if f.num_points]
     if len(faces) < 2:

@@ -19,8 +19,9 @@ Conventions:
 - Parsed only with ``defusedxml``: DTDs, entities and external references are refused.
 - facelm's own attributes, which dlib's loader ignores (checked with
   ``dlib.image_dataset_metadata.load_image_dataset_metadata``): ``facelm_status='done'`` on an
-  ``<image>`` (``AnnotatedImage.status``), ``facelm_sha256='...'`` (``AnnotatedImage.sha256``) and ``facelm_occluded='1'`` on a ``<part>``
-  (``Face.occluded``). Written only where set, so plain files stay plain.
+  ``<image>`` (``AnnotatedImage.status``), ``facelm_sha256='...'`` (``AnnotatedImage.sha256``) and
+  ``facelm_occluded='1'`` on a ``<part>`` (``Face.occluded``). Written only where set, so plain
+  files stay plain.
 - Other box attributes and children (``label``, dlib's box-level ``occluded``, ``pose`` ...) are not kept.
 """
 from __future__ import annotations
