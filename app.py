@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -76,7 +75,7 @@ from facelm.io import read_annotations, write_annotations  # noqa: E402
 from facelm.io.pts import read_pts  # noqa: E402
 from facelm.metrics import nme, plot_ced, point_errors  # noqa: E402
 from facelm.project_access import ResumeThrottle, check_typed_id  # noqa: E402
-from facelm.retrain_plan import RetrainPlan, nme_on_faces, plan_retrain, split_export  # noqa: E402
+from facelm.retrain_plan import RetrainPlan, epoch_of, nme_on_faces, plan_retrain, run_lines, split_export  # noqa: E402
 from facelm.start_points import predict_with_uncertainty  # noqa: E402
 
 # ---------------------------------------------------------------------------------------- settings
@@ -565,25 +564,13 @@ def retrain(project: str, model: str = "", epochs: float = 5, max_faces: float =
         raise gr.Error(str(e)) from e
     log = f"$ {plan.shown()}\n({n_train} faces to train on, {n_held} held out to measure)\n"
     yield log, gr.skip(), "Training…", gr.skip()
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_MININTERVAL="5")
-    proc = subprocess.Popen(plan.argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        for line in proc.stdout:
-            line = line.strip()
-            if not line or "%|" in line:  # tqdm bars: the epoch summaries say it better
-                continue
-            log += line + "\n"
-            if line.startswith("epoch ") and ":" in line:
-                done = line.split(":")[0].split()[1]
-                if done.isdigit():
-                    progress(int(done) / max(int(epochs), 1), desc=f"epoch {done}/{int(epochs)}")
-            yield log[-20000:], gr.skip(), "Training…", gr.skip()
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-    if proc.returncode != 0 or not (plan.best / "model.safetensors").is_file():
-        yield log, gr.skip(), f"Training failed (exit code {proc.returncode}); see the log.", gr.skip()
+    for line in run_lines(plan, REPO):
+        log += line + "\n"
+        if (epoch := epoch_of(line)) is not None:
+            progress(epoch / max(int(epochs), 1), desc=f"epoch {epoch}/{int(epochs)}")
+        yield log[-20000:], gr.skip(), "Training…", gr.skip()
+    if plan.returncode != 0 or not (plan.best / "model.safetensors").is_file():
+        yield log, gr.skip(), f"Training failed (exit code {plan.returncode}); see the log.", gr.skip()
         return
     progress(1.0, desc="Comparing before and after")
     before = nme_on_faces(functools.partial(run, load_landmarker(model)), plan.heldout_xml)

@@ -7,9 +7,11 @@ The before/after comparison is only worth something on faces the fine-tune did n
 """
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from .annotation_store import EXPORT_XML, ProjectError
 from .io import read_annotations, write_annotations
 from .metrics import nme
 
-__all__ = ["HELD_OUT_EVERY", "RetrainPlan", "plan_retrain", "split_export", "nme_on_faces"]
+__all__ = ["HELD_OUT_EVERY", "RetrainPlan", "plan_retrain", "split_export", "run_lines", "epoch_of", "nme_on_faces"]
 
 HELD_OUT_EVERY = 5
 TRAIN_XML = "retrain_train.xml"
@@ -35,6 +37,8 @@ class RetrainPlan:
     out: Path
     argv: list[str] = field(default_factory=list)
     """What runs: ``python -m train.train --flag value ...``."""
+    returncode: int | None = None
+    """The run's exit code once ``run_lines`` has finished."""
 
     @property
     def best(self) -> Path:
@@ -94,6 +98,30 @@ def split_export(plan: RetrainPlan, every: int = HELD_OUT_EVERY) -> tuple[int, i
         write_annotations(AnnotationSet(images=parts[is_held], scheme=aset.scheme, name=aset.name,
                                         root=aset.root), path, precision=None)
     return len(faces) - len(held), len(held)
+
+
+def run_lines(plan: RetrainPlan, cwd: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run the plan's command and yield its output lines as they come, without tqdm's progress bars
+    (the epoch summaries say it better). ``returncode`` of the finished run: ``plan.returncode``."""
+    env = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1", TQDM_MININTERVAL="5")
+    proc = subprocess.Popen(plan.argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        for line in proc.stdout:
+            line = line.strip()
+            if line and "%|" not in line:
+                yield line
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait()
+        plan.returncode = proc.returncode
+
+
+def epoch_of(line: str) -> int | None:
+    """The epoch number an ``epoch N: ...`` summary line of train.train reports."""
+    head = line.split(":")[0].split()
+    return int(head[1]) if len(head) == 2 and head[0] == "epoch" and head[1].isdigit() else None
 
 
 def nme_on_faces(predict: Callable[..., object], xml: Path) -> np.ndarray:

@@ -3,6 +3,7 @@ it), and the export is split into faces to train on and faces held out, none in 
 from __future__ import annotations
 
 import shlex
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from facelm.annotation import AnnotatedImage, AnnotationSet
 from facelm.annotation_store import ProjectError
 from facelm.io import read_annotations, write_annotations
-from facelm.retrain_plan import plan_retrain, split_export
+from facelm.retrain_plan import epoch_of, plan_retrain, run_lines, split_export
 
 
 def _plan(tmp_path):
@@ -63,3 +64,12 @@ def test_split_needs_two_faces_and_an_export(shared_data, tmp_path):
     _export(shared_data, tmp_path, NAMES[:1])
     with pytest.raises(ProjectError, match="at least 2"):
         split_export(_plan(tmp_path))
+
+
+def test_run_lines_streams_the_output_without_progress_bars(tmp_path):
+    plan = _plan(tmp_path)
+    plan.argv = [sys.executable, "-c", "import sys; print('epoch 1: loss 0.5'); print(' 50%|#####     | 1/2');"
+                                       "print('epoch 2: loss 0.4'); sys.exit(3)"]
+    lines = list(run_lines(plan, tmp_path))
+    assert lines == ["epoch 1: loss 0.5", "epoch 2: loss 0.4"] and plan.returncode == 3
+    assert [epoch_of(line) for line in lines + ["epochs: 5", "resumed at epoch 3"]] == [1, 2, None, None]
