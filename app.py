@@ -445,7 +445,8 @@ def annotate_load(project: str, files: list[str] | None = None, dataset: str = "
                lambda src: to_rgb_array(src, fl.max_pixels))
     resumed = sum(p.given is not None for p in photos)
     note = (f"Loaded {len(photos)} image{'s' * (len(photos) != 1)}"
-            + (f" ({resumed} resumed from the annotation file{'s' * (len(anns) > 1)})" if resumed else "")
+            + (f" ({resumed} with the points of {'the uploaded annotation files' if anns else 'the dataset'})"
+               if resumed else "")
             + "; the queue starts with the most uncertain. " + plan.message()).strip()
     return (proj.id, *_nav(annotate_session.open_first(proj, note, state)))
 

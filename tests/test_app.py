@@ -148,7 +148,7 @@ def test_reimport_export_resumes_points(client, served, shared_data):
     # The exported XML with the ORIGINAL photo: matched by its own name, status "done" kept.
     _, value2, queue, md = client.predict("", [handle_file(xml), handle_file(str(shared_data / f"{FACE}.jpg"))], "", 1,
                                           "prediction", "", api_name="/annotate_load")
-    assert queue["data"][0][4] == "done" and "resumed" in md
+    assert queue["data"][0][4] == "done" and "1 with the points of the uploaded annotation files" in md
     np.testing.assert_array_equal(np.asarray(value2["faces"][0]["points"], np.float32),
                                   np.asarray(value["faces"][0]["points"], np.float32))
 
