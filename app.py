@@ -22,13 +22,9 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shlex
-import shutil
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -64,16 +60,23 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from facelm import FaceLandmarker, FacelmError, ModelLoadError, get_scheme  # noqa: E402
+from facelm import annotate_session  # noqa: E402
+from facelm.annotate_import import (add_photos, check_point_count, dataset_photos, match_uploads,  # noqa: E402
+                                    split_uploads)
+from facelm.annotate_session import View as AnnotateView  # noqa: E402
 from facelm.annotation import AnnotatedImage, AnnotationSet, Face, landmark_box  # noqa: E402
-from facelm.annotation_store import Project, faces_to_json, new_project_id  # noqa: E402
+from facelm.annotation_store import Project, ProjectError, faces_to_json, new_project_id  # noqa: E402
+from facelm.comparison import FitCheck, check_fit, evaluate_dataset  # noqa: E402
 from facelm.draw import draw_comparison, draw_landmarks, worst_points  # noqa: E402
 from facelm.editor import CSS as EDITOR_CSS, JS as EDITOR_JS, TEMPLATE as EDITOR_TEMPLATE  # noqa: E402
-from facelm.editor import editor_value, faces_from_value  # noqa: E402
 from facelm.hub import DEFAULT_MODEL_DIR, bundled_models  # noqa: E402
 from facelm.image import to_rgb_array  # noqa: E402
 from facelm.io import read_annotations, write_annotations  # noqa: E402
 from facelm.io.pts import read_pts  # noqa: E402
-from facelm.metrics import EvalResult, nme, per_subset, plot_ced, point_errors  # noqa: E402
+from facelm.metrics import nme, plot_ced, point_errors  # noqa: E402
+from facelm.project_access import ResumeThrottle, check_typed_id  # noqa: E402
+from facelm.retrain_plan import RetrainPlan, epoch_of, nme_on_faces, plan_retrain, run_lines, split_export  # noqa: E402
+from facelm.start_points import predict_with_uncertainty  # noqa: E402
 
 # ---------------------------------------------------------------------------------------- settings
 REPO = Path(__file__).resolve().parent
@@ -82,11 +85,12 @@ _demo = REPO.parent / "shared" / "data" / "300w"
 DEMO_DATA = os.environ.get("FACELM_DEMO_DATA", str(_demo) if _demo.exists() else "").strip()
 ANNOTATIONS_DIR = Path(os.environ.get("FACELM_ANNOTATIONS_DIR", REPO / "annotations"))
 LOCAL_PATHS = os.environ.get("FACELM_LOCAL_PATHS", "restricted" if os.environ.get("SPACE_ID") else "any")
+RESTRICTED = LOCAL_PATHS != "any"
+"""A shared app: local paths limited, typed project names refused, failed project look-ups slowed."""
 MAX_FILE_SIZE = os.environ.get("FACELM_MAX_FILE_SIZE", "20mb")
 torch.set_num_threads(int(os.environ.get("FACELM_THREADS", max(1, min(4, (os.cpu_count() or 2) // 2)))))
 
 SCHEMES = [("68 points (iBUG 300-W)", "ibug68"), ("15 points (Kaggle)", "kaggle15"), ("5 points (CelebA)", "celeba5")]
-ANNOTATION_SUFFIXES = (".xml", ".pts", ".json")
 
 
 def readable_errors(fn):
@@ -164,7 +168,8 @@ def describe_model(spec: str | None) -> str:
 
 
 @readable_errors
-def load_model(spec: str) -> str:
+def load_model_markdown(spec: str) -> str:
+    """Load the model and describe it (Markdown for the model bar)."""
     try:
         return "✅ " + describe_model(spec)
     except ModelLoadError as e:
@@ -279,22 +284,35 @@ def prediction_files(result: dict, faces, name: str, w: int, h: int) -> list[str
 
 
 # ----------------------------------------------------------------------------------------- Compare
-def compare_faces(img: np.ndarray, gt: np.ndarray, pred: np.ndarray, scheme: str, title: str):
-    """Drawing (GT green, prediction red, worst 3 points ringed), per-face table and a summary."""
+def compare_faces(img: np.ndarray, gt: np.ndarray, pred: np.ndarray, scheme: str, title: str,
+                  fit: FitCheck | None = None):
+    """Drawing (GT green, prediction red, worst 3 points ringed), per-face table and a summary. Faces
+    that do not fit the photo (``fit``) are drawn but flagged, not scored."""
     sch = get_scheme(scheme)
+    fit = fit or FitCheck(np.ones(len(gt), bool), [""] * len(gt))
     errs = point_errors(pred, gt, sch)
     face_nme = nme(pred, gt, sch)
     worst = worst_points(gt, pred, 3)
     drawn = draw_comparison(img, gt, pred, sch, boxes=landmark_box(gt), worst_k=3)
     rows = []
     for j, (e, idx) in enumerate(zip(face_nme, worst)):
+        if not fit.fits[j]:
+            rows.append([j + 1, "—", f"not scored: {fit.reasons[j]}"])
+            continue
         names = ", ".join(f"{i} {sch.names[i]} ({100 * errs[j, i]:.1f}%)" for i in idx)
         rows.append([j + 1, round(100 * float(e), 2), names])
-    mean = float(np.nanmean(face_nme)) if len(face_nme) else float("nan")
-    summary = (f"### NME {100 * mean:.2f}%\n{title} · {len(gt)} face{'s' * (len(gt) > 1)} · inter-ocular NME "
-               "(outer eye corners), boxes from the ground-truth landmarks. "
-               "<span class='gt'>●</span> ground truth · <span class='pred'>●</span> prediction · "
-               "<span class='worst'>◯</span> worst points")
+    scored = face_nme[fit.fits]
+    legend = ("<span class='gt'>●</span> ground truth · <span class='pred'>●</span> prediction · "
+              "<span class='worst'>◯</span> worst points")
+    if not len(scored) or not np.isfinite(scored).any():
+        reasons = "; ".join(sorted({r for r in fit.reasons if r})) or "no face could be measured"
+        summary = (f"### Not scored\nThe points in {title} do not fit this photo ({reasons}): is it the right "
+                   f"annotation file? {legend}")
+        return drawn, rows, summary
+    flagged = int((~fit.fits).sum())
+    summary = (f"### NME {100 * float(np.nanmean(scored)):.2f}%\n{title} · {len(gt)} face{'s' * (len(gt) > 1)}"
+               + (f" ({flagged} not scored)" if flagged else "") + " · inter-ocular NME "
+               f"(outer eye corners), boxes from the ground-truth landmarks. {legend}")
     return drawn, rows, summary
 
 
@@ -316,395 +334,265 @@ def compare(dataset: str, index: float = 0, model: str = ""):
 
 @readable_errors
 def compare_upload(image: str | None, annotation: str | None, model: str = ""):
-    """An uploaded photo and its annotation (.pts, dlib XML or COCO JSON)."""
+    """An uploaded photo and its annotation (.pts, dlib XML or COCO JSON). Points that do not fit
+    the photo (off it, or away from every face the detector finds) are flagged, not scored."""
     if image is None or annotation is None:
         raise gr.Error("Upload both a photo and its annotation file (.pts, .xml or COCO .json).")
     img = to_rgb_array(image)
-    ann = Path(annotation)
+    gt, scheme = read_ground_truth(Path(annotation), _name(image))
+    fl = load_landmarker(model)
+    detected = run(fl, img).boxes if fl.detector is not None else None
+    fit = check_fit(gt, img.shape[1], img.shape[0], detected)
+    pred = _predict_in_boxes(fl, img, landmark_box(gt), scheme)
+    return compare_faces(img, gt, pred, scheme, f"{_name(image)} with {Path(annotation).name}", fit)
+
+
+def read_ground_truth(ann: Path, image_name: str) -> tuple[np.ndarray, str]:
+    """(N, K, 2) points and scheme an annotation file gives the photo named ``image_name``."""
+    from facelm.schemes import scheme_for_count
     if ann.suffix.lower() == ".pts":
         gt = read_pts(ann)[None]
-        scheme = get_scheme_for(gt.shape[1])
-    elif ann.suffix.lower() in (".xml", ".json"):
-        aset = read_annotations(ann)
-        entry = _match_image(aset, _name(image))
-        gt = np.stack([f.landmarks for f in entry.faces if f.num_points]) if entry.faces else np.zeros((0, 0, 2))
-        scheme = aset.scheme
-    else:
+        return gt, scheme_for_count(gt.shape[1]).name
+    if ann.suffix.lower() not in (".xml", ".json"):
         raise gr.Error(f"{ann.name}: expected a .pts, .xml (dlib) or .json (COCO) annotation file")
-    if not len(gt):
+    aset = read_annotations(ann)
+    hits = [im for im in aset.images if Path(im.path.replace("\\", "/")).name == image_name]
+    if not hits and len(aset.images) != 1:
+        raise gr.Error(f"the annotation file lists {len(aset.images)} images and none is named {image_name!r}")
+    faces = [f for f in (hits or aset.images)[0].faces if f.num_points]
+    if not faces:
         raise gr.Error(f"{ann.name} has no landmarks for this image")
-    h, w = img.shape[:2]
-    inside = np.isfinite(gt).all(-1) & (gt[..., 0] > -0.5 * w) & (gt[..., 0] < 1.5 * w) \
-        & (gt[..., 1] > -0.5 * h) & (gt[..., 1] < 1.5 * h)
-    if inside.mean() < 0.5:
-        raise gr.Error(f"The points in {ann.name} do not fit this {w}×{h} photo: is it the right image?")
-    fl = load_landmarker(model)
-    pred = _predict_in_boxes(fl, img, landmark_box(gt), scheme)
-    return compare_faces(img, gt, pred, scheme, f"{_name(image)} with {ann.name}")
-
-
-def get_scheme_for(k: int) -> str:
-    from facelm.schemes import scheme_for_count
-    return scheme_for_count(k).name
-
-
-def _match_image(aset: AnnotationSet, name: str) -> AnnotatedImage:
-    hits = [im for im in aset.images if Path(im.path.replace("\\", "/")).name == name]
-    if hits:
-        return hits[0]
-    if len(aset.images) == 1:
-        return aset.images[0]
-    raise gr.Error(f"the annotation file lists {len(aset.images)} images and none is named {name!r}")
+    return np.stack([f.landmarks for f in faces]), aset.scheme
 
 
 @readable_errors
-def evaluate(dataset: str, n_faces: float = 100, model: str = "", progress=gr.Progress()):
+def evaluate_on_dataset(dataset: str, n_faces: float = 100, model: str = "", progress=gr.Progress()):
     """Dataset-level NME / failure rate / AUC on up to ``n_faces`` faces spread over the dataset."""
     ds = get_dataset(dataset)
     n = int(min(max(int(n_faces or 1), 1), len(ds)))
     idx = np.unique(np.linspace(0, len(ds) - 1, n).round().astype(int))
     fl = load_landmarker(model)
-    errors, point_errs, sources = [], [], []
-    scheme = None
-    for row in progress.tqdm(ds.select(idx.tolist()), total=len(idx), desc="Predicting faces"):
-        img = to_rgb_array(row["image"])
-        gt = np.asarray(row["landmarks"], np.float32)[None]
-        scheme = scheme or _row_scheme(row, gt.shape[1])
-        pred = _predict_in_boxes(fl, img, landmark_box(gt), scheme)
-        pe = point_errors(pred, gt, scheme)
-        point_errs.append(pe[0])
-        errors.append(float(nme(pred, gt, scheme)[0]))
-        sources.append(str(row.get("source") or "all"))
+    ev = evaluate_dataset(progress.tqdm(ds.select(idx.tolist()), total=len(idx), desc="Predicting faces"),
+                          lambda img, boxes, scheme: _predict_in_boxes(fl, img, boxes, scheme), _row_scheme,
+                          to_rgb_array)
     progress(1.0, desc="Summarising")
-    errors_a = np.asarray(errors)
-    results = per_subset(errors_a, sources, np.asarray(point_errs), norm="interocular",
-                         all_label="all" if len(set(sources)) > 1 else None)
     table = [[name, r.n, round(100 * r.nme_mean, 2), round(100 * r.nme_median, 2), round(100 * r.fr_08, 2),
-              round(r.auc_08, 4), round(100 * r.fr_10, 2), round(r.auc_10, 4)] for name, r in results.items()]
-    curves = {name: errors_a[np.asarray(sources) == name] for name in dict.fromkeys(sources)}
-    if len(curves) > 1:
-        curves["all"] = errors_a
-    plot = plot_ced(curves, _tmpdir("eval") / "ced.png", title=f"CED · {len(idx)} faces", figsize=(6.4, 4.2))
-    overall = EvalResult.from_errors(errors_a)
-    summary = (f"### NME {100 * overall.nme_mean:.2f}% on {overall.n} faces\n"
-               f"Failure rate {100 * overall.fr_10:.1f}% and AUC {overall.auc_10:.3f} at NME 0.10. "
+              round(r.auc_08, 4), round(100 * r.fr_10, 2), round(r.auc_10, 4)] for name, r in ev.results.items()]
+    plot = plot_ced(ev.curves, _tmpdir("eval") / "ced.png", title=f"CED · {ev.n} faces", figsize=(6.4, 4.2))
+    summary = (f"### NME {100 * ev.overall.nme_mean:.2f}% on {ev.overall.n} faces\n"
+               f"Failure rate {100 * ev.overall.fr_10:.1f}% and AUC {ev.overall.auc_10:.3f} at NME 0.10. "
                "Boxes from the ground-truth landmarks, inter-ocular NME. The faces may include ones the model "
                "trained on; for held-out figures run `python -m facelm evaluate DATA --split validation`.")
     return table, str(plot), summary
 
 
 # ---------------------------------------------------------------------------------------- Annotate
-def predict_with_uncertainty(fl: FaceLandmarker, img: np.ndarray, boxes=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Starting points, boxes and the model's uncertainty about each face of one photo.
-
-    The photo and its mirror image are both predicted; the mirrored prediction is flipped back
-    (``scheme.flip``) and the two are averaged for the start (a flip test). How much they disagree
-    (NME between them; the worst face for the photo) is the uncertainty the queue sorts by: faces the model sees
-    differently from left and right are the ones most worth a human look. A photo where no face
-    is found starts from a guess in the middle (uncertainty 1e9: first in the queue)."""
-    h, w = img.shape[:2]
-    guess = False
-    if boxes is None:
-        faces = run(fl, img) if fl.detector is not None else None
-        if faces is None or not len(faces):
-            s = 0.45 * min(w, h)
-            boxes, guess = np.array([[w / 2 - s / 2, h / 2 - s / 2, w / 2 + s / 2, h / 2 + s / 2]], np.float32), True
-        else:
-            boxes = faces.boxes
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    pts = run(fl, img, boxes=boxes).landmarks
-    mboxes = boxes.copy()
-    mboxes[:, 0], mboxes[:, 2] = w - 1 - boxes[:, 2], w - 1 - boxes[:, 0]
-    back = fl.scheme.mirror_points(run(fl, np.ascontiguousarray(img[:, ::-1]), boxes=mboxes).landmarks, w)
-    start = (pts + back) / 2
-    unc = np.full(len(boxes), 1e9) if guess else np.nan_to_num(nme(pts, back, fl.scheme), nan=1e9)
-    return start, boxes, unc
+_resume_throttle = ResumeThrottle()
 
 
-def _project(project: str, create_scheme: str | None = None, model: str = "") -> Project:
-    if create_scheme:
-        return Project.create(ANNOTATIONS_DIR, project, create_scheme, model)
-    return Project.open(ANNOTATIONS_DIR, project)
+def _client(request: gr.Request | None) -> str:
+    return getattr(getattr(request, "client", None), "host", None) or "local"
 
 
-def queue_rows(proj: Project) -> list[list]:
-    return [[it.id, it.name, len(it.faces), "—" if it.uncertainty >= 1e9 else round(100 * it.uncertainty, 2), it.status]
-            for it in proj.queue()]
+def _open(project: str, request: gr.Request | None = None) -> Project:
+    """An existing project; on a shared app, clients that keep naming projects that do not exist wait."""
+    pid = check_typed_id(project, RESTRICTED)
+    client = _client(request)
+    _resume_throttle.check(client)
+    try:
+        return Project.open(ANNOTATIONS_DIR, pid)
+    except ProjectError:
+        _resume_throttle.failed(client)
+        raise
 
 
-def show_item(proj: Project, item_id: str | None) -> dict:
-    queue = proj.queue()
-    if not queue:
-        return {}
-    ids = [it.id for it in queue]
-    pos = ids.index(item_id) if item_id in ids else 0
-    item = queue[pos]
-    return editor_value(proj.id, item, pos, len(queue), proj.image_path(item), proj.scheme)
+def _starts(fl: FaceLandmarker):
+    return lambda img, boxes=None: predict_with_uncertainty(fl, img, boxes, predict=functools.partial(run, fl))
 
 
-def progress_md(proj: Project, note: str = "") -> str:
-    c = proj.counts()
-    total = sum(c.values())
-    return (f"**Project `{proj.id}`** · {total} image{'s' * (total != 1)} · {c['done']} done · {c['edited']} edited · "
-            f"{c['predicted']} to check" + (f"\n\n{note}" if note else ""))
-
-
-def _split_uploads(files: list[str] | None) -> tuple[list[Path], list[Path]]:
-    images, anns = [], []
-    for f in files or []:
-        p = Path(f)
-        (anns if p.suffix.lower() in ANNOTATION_SUFFIXES else images).append(p)
-    return images, anns
+def _nav(view: AnnotateView):
+    """A View as the Annotate tab's outputs: editor, queue, progress line, session."""
+    keep = gr.skip()
+    return (keep if view.value is None else view.value), view.rows, view.message, \
+        (keep if view.state is None else view.state)
 
 
 @readable_errors
 def annotate_load(project: str, files: list[str] | None = None, dataset: str = "", n_images: float = 10,
-                  start_from: str = "prediction", model: str = "", progress=gr.Progress()):
+                  start_from: str = "prediction", model: str = "", state: dict | None = None,
+                  progress=gr.Progress()):
     """Add images to the project, each with starting points, and open the most uncertain one.
 
-    Sources: uploaded photos (with an optional .xml/.json/.pts among them to resume from its
-    points), and/or ``n_images`` photos of a dataset (``start_from="dataset"`` keeps its points)."""
+    Sources: uploaded photos (with .xml / COCO .json / .pts files among them to resume from their
+    points, flags and status), or, without uploads, ``n_images`` photos of a dataset
+    (``start_from="dataset"`` keeps its points)."""
     fl = load_landmarker(model)
-    project = (project or "").strip() or new_project_id()
-    proj = _project(project, fl.scheme.name, model_path(model))
-    images, anns = _split_uploads(files)
-    jobs = []  # (image source, name, given faces (N,K,2) or None, boxes or None, label)
-    given: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-    for a in anns:
-        if a.suffix.lower() == ".pts":
-            given[a.stem] = (read_pts(a, fl.scheme.name)[None], None)
-            continue
-        aset = read_annotations(a, fl.scheme.name)
-        for im in aset.images:
-            faces = [f for f in im.faces if f.num_points]
-            if faces:
-                given[Path(im.path.replace("\\", "/")).stem] = (
-                    np.stack([f.landmarks for f in faces]), np.stack([f.box_or_landmark_box() for f in faces]))
-    for p in images:
-        g = given.get(p.stem)
-        jobs.append((p, p.name, None if g is None else g[0], None if g is None else g[1], "upload"))
-    unmatched = set(given) - {p.stem for p in images}
-    if anns and unmatched and not images:
-        raise gr.Error(f"{anns[0].name} lists {len(given)} annotated images: upload those photos together with it "
-                       f"(e.g. {sorted(unmatched)[0]}.*)")
+    pid = check_typed_id((project or "").strip() or new_project_id(), RESTRICTED)
+    images, anns = split_uploads(files)
+    plan = match_uploads(images, anns, fl.scheme.name, fl.scheme.num_points)
+    if anns and plan.missing and not images:
+        raise gr.Error(plan.message())
+    photos = plan.photos
     if (dataset or "").strip() and not files:
-        # The next ``n_images`` photos of the dataset that this project does not hold yet.
-        ds = get_dataset(dataset)
-        have = {(it.source, it.name) for it in proj.items()}
-        paths = ds["image_path"] if "image_path" in ds.column_names else [f"{i}.png" for i in range(len(ds))]
-        sources = ds["source"] if "source" in ds.column_names else ["dataset"] * len(ds)
-        by_image: dict[tuple[str, str], list[int]] = {}
-        for i, key in enumerate(zip(sources, paths)):
-            if (key[0], _name(key[1])) in have:
-                continue
-            if key in by_image or len(by_image) < int(n_images or 1):
-                by_image.setdefault(key, []).append(i)
-        for (source, path), rows in by_image.items():
-            sub = ds.select(rows)
-            pts = np.asarray(sub["landmarks"], np.float32) if start_from == "dataset" else None
-            jobs.append((np.asarray(sub[0]["image"].convert("RGB")), _name(path), pts,
-                         None if pts is None else landmark_box(pts), source))
-    if not jobs:
-        raise gr.Error("Nothing to load: upload photos (optionally with an .xml/.pts to resume), or name a dataset.")
-    for src, name, pts, boxes, label in progress.tqdm(jobs, desc="Predicting starting points"):
-        img = to_rgb_array(src, fl.max_pixels)
-        if pts is not None and pts.shape[1] != fl.scheme.num_points:
-            raise gr.Error(f"{name}: {pts.shape[1]} points per face, the model's scheme has {fl.scheme.num_points}")
-        start, b, unc = predict_with_uncertainty(fl, img, boxes)
-        predicted = faces_to_json(start, b)
-        faces = predicted if pts is None else faces_to_json(pts, boxes)
-        proj.add_image(img if isinstance(src, np.ndarray) else src, name, faces, float(unc.max()),
-                       "predicted" if pts is None else "edited", label, predicted=predicted,
-                       face_uncertainty=unc.tolist())
-    top = proj.queue()[0].id
-    note = f"Loaded {len(jobs)} image{'s' * (len(jobs) != 1)}; the queue starts with the most uncertain."
-    return proj.id, show_item(proj, top), queue_rows(proj), progress_md(proj, note)
+        proj = Project.create(ANNOTATIONS_DIR, pid, fl.scheme.name, model_path(model))
+        photos = dataset_photos(get_dataset(dataset), proj, int(n_images or 1), start_from == "dataset")
+    if not photos:
+        raise gr.Error("Nothing to load: upload photos (optionally with an .xml/.json/.pts to resume), "
+                       "or name a dataset.")
+    check_point_count(photos, fl.scheme.num_points)
+    proj = Project.create(ANNOTATIONS_DIR, pid, fl.scheme.name, model_path(model))
+    add_photos(proj, progress.tqdm(photos, desc="Predicting starting points"), _starts(fl),
+               lambda src: to_rgb_array(src, fl.max_pixels))
+    resumed = sum(p.given is not None for p in photos)
+    note = (f"Loaded {len(photos)} image{'s' * (len(photos) != 1)}"
+            + (f" ({resumed} with the points of {'the uploaded annotation files' if anns else 'the dataset'})"
+               if resumed else "")
+            + "; the queue starts with the most uncertain. " + plan.message()).strip()
+    return (proj.id, *_nav(annotate_session.open_first(proj, note, state)))
 
 
 @readable_errors
-def annotate_resume(project: str):
+def annotate_resume(project: str, state: dict | None = None, request: gr.Request = None):
     """Reopen an autosaved project by its id."""
-    proj = _project(project)
-    return proj.id, show_item(proj, None), queue_rows(proj), progress_md(proj, "Resumed: every saved edit is back.")
+    proj = _open(project, request)
+    return (proj.id, *_nav(annotate_session.open_first(proj, "Resumed: every saved edit is back.", state)))
 
 
 @readable_errors
 def new_project():
     pid = new_project_id()
-    return pid, {}, [], f"New project `{pid}`: load images to start."
-
-
-def _save_if_dirty(proj: Project, value: dict | None, status: str | None = None) -> str | None:
-    if not isinstance(value, dict) or not value.get("item"):
-        return None
-    if value.get("dirty") or status:
-        faces = faces_from_value(value) if value.get("faces") is not None else proj.get(value["item"]).faces
-        proj.save_faces(value["item"], faces, status)
-    return value["item"]
+    return pid, {}, [], f"New project `{pid}`: load images to start.", None
 
 
 @readable_errors
-def save_edit(project: str, edit: dict | None):
-    """Autosave: the editor sends ``{"item", "faces": [{"points", "box"}], "dirty": true}``."""
-    if not isinstance(edit, dict) or not edit.get("dirty") or not edit.get("item"):
-        return gr.skip(), gr.skip()
-    proj = _project(project)
-    item = proj.save_faces(edit["item"], faces_from_value(edit))
-    return queue_rows(proj), progress_md(proj, f"Saved image {item.id} ({item.name}) at {time.strftime('%H:%M:%S')}.")
+def save_edit(project: str, edit: dict | None, state: dict | None = None, model: str = "",
+              request: gr.Request = None):
+    """Autosave of the editor's value (``op``: edit, delete_face, add_face; see annotate_session)."""
+    if not isinstance(edit, dict) or not edit.get("dirty"):
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    proj = _open(project, request)
+    return _nav(annotate_session.save_edit(proj, state, edit, lambda item, box: _face_in_box(proj, item, box, model)))
 
 
-def _step(project: str, value: dict | None, delta: int, status: str | None = None):
-    proj = _project(project)
-    current = _save_if_dirty(proj, value, status)
-    ids = [it.id for it in proj.queue()]
-    if not ids:
-        raise gr.Error("Load images first.")
-    pos = ids.index(current) if current in ids else -delta if delta > 0 else 0
-    new = int(np.clip(pos + delta, 0, len(ids) - 1))
-    note = "That was the last image in the queue." if delta > 0 and pos + delta >= len(ids) else \
-        "This is the first image." if delta < 0 and pos + delta < 0 else ""
-    return show_item(proj, ids[new]), queue_rows(proj), progress_md(proj, note)
+def _face_in_box(proj: Project, item, box: list[float], model: str) -> tuple[dict, float | None]:
+    """The model's points for a face drawn as ``box`` on ``item``'s photo, and its uncertainty."""
+    fl = load_landmarker(model)
+    sp = _starts(fl)(to_rgb_array(proj.image_path(item)), np.asarray([box], np.float32))
+    return faces_to_json(sp.points, sp.boxes)[0], sp.face_uncertainty()[0]
 
 
 @readable_errors
-def annotate_next(project: str, value: dict | None = None):
-    return _step(project, value, +1)
+def annotate_next(project: str, value: dict | None = None, state: dict | None = None, request: gr.Request = None):
+    return _nav(annotate_session.step(_open(project, request), state, value, +1))
 
 
 @readable_errors
-def annotate_prev(project: str, value: dict | None = None):
-    return _step(project, value, -1)
+def annotate_prev(project: str, value: dict | None = None, state: dict | None = None, request: gr.Request = None):
+    return _nav(annotate_session.step(_open(project, request), state, value, -1))
 
 
 @readable_errors
-def annotate_done(project: str, value: dict | None = None):
-    """Mark the open image done (with its current points) and open the next one."""
-    return _step(project, value, +1, status="done")
+def annotate_done(project: str, value: dict | None = None, state: dict | None = None, request: gr.Request = None):
+    """Mark the shown image done (with its current points) and open the next one."""
+    return _nav(annotate_session.step(_open(project, request), state, value, +1, status="done"))
 
 
 @readable_errors
-def annotate_goto(project: str, item_id: str, value: dict | None = None):
-    proj = _project(project)
-    _save_if_dirty(proj, value)
-    return show_item(proj, str(item_id)), queue_rows(proj), progress_md(proj)
+def annotate_goto(project: str, item_id: str, value: dict | None = None, state: dict | None = None,
+                  request: gr.Request = None):
+    return _nav(annotate_session.goto(_open(project, request), state, value, str(item_id)))
 
 
-def goto_selected(project: str, value: dict | None, evt: gr.SelectData):
+def goto_selected(project: str, value: dict | None, state: dict | None, evt: gr.SelectData, request: gr.Request):
     row = evt.row_value or []
     if not row:
-        return gr.skip(), gr.skip(), gr.skip()
-    return annotate_goto(project, str(row[0]), value)
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    return annotate_goto(project, str(row[0]), value, state, request)
 
 
 @readable_errors
-def repredict(project: str, value: dict | None, model: str = ""):
-    """Predict the open image again inside its (adjusted) boxes."""
-    if not isinstance(value, dict) or not value.get("item"):
-        raise gr.Error("Open an image first.")
-    proj = _project(project)
-    item = proj.get(value["item"])
-    faces = faces_from_value(value) or item.faces
-    boxes = np.asarray([f["box"] for f in faces], np.float32).reshape(-1, 4)
+def repredict(project: str, value: dict | None, state: dict | None = None, model: str = "",
+              request: gr.Request = None):
+    """Predict the shown image again inside its (adjusted) boxes."""
+    proj = _open(project, request)
     fl = load_landmarker(model)
-    img = to_rgb_array(proj.image_path(item))
-    start, b, _ = predict_with_uncertainty(fl, img, boxes)
-    proj.save_faces(item.id, faces_to_json(start, b))
-    return show_item(proj, item.id), queue_rows(proj), progress_md(proj, "Predicted again inside the box.")
+
+    def again(item, faces):
+        boxes = np.asarray([f["box"] for f in faces], np.float32).reshape(-1, 4)
+        sp = _starts(fl)(to_rgb_array(proj.image_path(item)), boxes)
+        return faces_to_json(sp.points, sp.boxes)
+    return _nav(annotate_session.replace_faces(proj, state, value, again, "Predicted again inside the boxes."))
 
 
 @readable_errors
-def export(project: str, which: str = "edited and done", integer: bool = False):
-    """dlib XML (+ COCO JSON, a .pts zip and a dataset zip) of the project's edited/done images."""
-    proj = _project(project)
+def export(project: str, which: str = "edited and done", integer: bool = False, request: gr.Request = None):
+    """dlib XML, COCO JSON, a .pts zip and a dataset zip of the project's edited/done images."""
+    proj = _open(project, request)
     statuses = ("predicted", "edited", "done") if which == "all" else ("edited", "done")
     files = proj.export(statuses, precision=0 if integer else None)
     n = len(proj.annotation_set(statuses).images)
     copies = proj.copy_exports(files, _tmpdir("export"))
     rounding = "integer pixels (dlib's own loader needs them; points move by up to 0.5 px)" if integer else \
         "exact float coordinates (re-importing gives back exactly the same points)"
-    md = (f"Exported **{n} image{'s' * (n != 1)}** to `{files['xml']}` with {rounding}. "
-          "Image paths in the XML are relative to it.")
+    md = (f"Exported **{n} image{'s' * (n != 1)}** to `{files['xml']}` with {rounding}. Images keep their own "
+          "names; paths in the XML are relative to it. To resume elsewhere, load the XML (or the COCO JSON) "
+          "together with the original photos: points, occluded flags and statuses come back.")
     return copies, md
 
 
 # ----------------------------------------------------------------------------------------- Retrain
-def _retrain_plan(project: str, model: str, epochs: float, max_faces: float) -> tuple[list[str], Path, Path]:
-    proj = Project(ANNOTATIONS_DIR, project)  # the command can be shown before anything is exported
-    xml = proj.dir / "annotations.xml"
-    out = proj.dir / "retrain" / time.strftime("%Y%m%d-%H%M%S")
+def _retrain_plan(project: str, model: str, epochs: float, max_faces: float) -> RetrainPlan:
+    """The one place the fine-tune command is built (shown by "Show the command", run by "Fine-tune now")."""
+    proj = Project(ANNOTATIONS_DIR, check_typed_id(project, RESTRICTED))
     fl = load_landmarker(model)
-    cmd = [sys.executable, "-m", "train.train", "--data", str(xml), "--val-data", str(proj.dir / "annotations_val.xml"),
-           "--init-from", model_path(model), "--scheme", fl.scheme.name, "--input-size", str(fl.model.input_size),
-           "--crop-scale", str(fl.model.crop_scale), "--in-chans", str(fl.model.in_chans),
-           "--epochs", str(int(epochs)), "--max-faces", str(int(max_faces)), "--batch-size", "16", "--lr", "5e-4",
-           "--warmup-epochs", "0", "--patience", str(int(epochs)), "--num-workers", "0", "--time-budget-min", "10",
-           "--cache-dir", str(out / "cache"), "--out", str(out)]
-    return cmd, xml, out
+    return plan_retrain(proj.dir, model_path(model), fl.scheme.name, fl.model.input_size, fl.model.crop_scale,
+                        fl.model.in_chans, int(epochs), int(max_faces))
 
 
 @readable_errors
 def retrain_command(project: str, model: str = "", epochs: float = 5, max_faces: float = 200) -> str:
     """The exact training command the Retrain button runs (run it yourself on a bigger machine)."""
-    cmd, _, _ = _retrain_plan(project, model, epochs, max_faces)
-    args = cmd[3:]  # flag / value pairs after "python -m train.train"
-    return " \\\n".join(["python -m train.train"] + ["  " + " ".join(shlex.quote(a) for a in args[i:i + 2])
-                                                      for i in range(0, len(args), 2)])
-
-
-def _nme_on_export(spec: str, xml: Path) -> np.ndarray:
-    fl = load_landmarker(spec)
-    aset = read_annotations(xml)
-    errors = []
-    for im in aset.images:
-        img = to_rgb_array(Path(aset.root) / im.path)
-        gt = np.stack([f.landmarks for f in im.faces])
-        errors.extend(nme(run(fl, img, boxes=landmark_box(gt), scheme=aset.scheme).landmarks, gt, aset.scheme))
-    return np.asarray(errors)
+    return _retrain_plan(project, model, epochs, max_faces).shown()
 
 
 def retrain(project: str, model: str = "", epochs: float = 5, max_faces: float = 200, progress=gr.Progress()):
-    """Fine-tune the current model on the project's export (a short CPU run of train/train.py),
-    streaming its log, then compare NME before and after on the same faces."""
+    """Fine-tune the current model on the project's export minus held-out faces (a short CPU run of
+    train/train.py), streaming its log, then compare NME before and after on the held-out faces."""
     try:
-        cmd, xml, out = _retrain_plan(project, model, epochs, max_faces)
-        if not xml.is_file():
-            raise gr.Error("Export the project first (Annotate tab → Export): training reads annotations.xml.")
-        shutil.copyfile(xml, xml.with_name("annotations_val.xml"))
+        plan = _retrain_plan(project, model, epochs, max_faces)
+        n_train, n_held = split_export(plan)
     except (FacelmError, ValueError, OSError) as e:
         raise gr.Error(str(e)) from e
-    log = "$ " + retrain_command(project, model, epochs, max_faces) + "\n"
+    log = f"$ {plan.shown()}\n({n_train} faces to train on, {n_held} held out to measure)\n"
     yield log, gr.skip(), "Training…", gr.skip()
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_MININTERVAL="5")
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        for line in proc.stdout:
-            line = line.strip()
-            if not line or "%|" in line:  # tqdm bars: the epoch summaries say it better
-                continue
-            log += line + "\n"
-            if line.startswith("epoch ") and ":" in line:
-                done = line.split(":")[0].split()[1]
-                if done.isdigit():
-                    progress(int(done) / max(int(epochs), 1), desc=f"epoch {done}/{int(epochs)}")
-            yield log[-20000:], gr.skip(), "Training…", gr.skip()
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-    best = out / "best"
-    if proc.returncode != 0 or not (best / "model.safetensors").is_file():
-        yield log, gr.skip(), f"Training failed (exit code {proc.returncode}); see the log.", gr.skip()
+    for line in run_lines(plan, REPO):
+        log += line + "\n"
+        if (epoch := epoch_of(line)) is not None:
+            progress(epoch / max(int(epochs), 1), desc=f"epoch {epoch}/{int(epochs)}")
+        yield log[-20000:], gr.skip(), "Training…", gr.skip()
+    if plan.returncode != 0 or not (plan.best / "model.safetensors").is_file():
+        yield log, gr.skip(), f"Training failed (exit code {plan.returncode}); see the log.", gr.skip()
         return
     progress(1.0, desc="Comparing before and after")
-    before, after = _nme_on_export(model, xml), _nme_on_export(str(best), xml)
-    table = [["before (" + (model or DEFAULT_MODEL or "bundled default") + ")", len(before),
-              round(100 * float(np.nanmean(before)), 2), round(100 * float(np.nanmedian(before)), 2)],
-             [f"after ({best})", len(after), round(100 * float(np.nanmean(after)), 2),
-              round(100 * float(np.nanmedian(after)), 2)]]
-    md = (f"Fine-tuned model saved in `{best}`. NME on the {len(after)} exported faces went from "
-          f"{100 * np.nanmean(before):.2f}% to {100 * np.nanmean(after):.2f}% (the faces it trained on: "
-          "a check that it learned your corrections, not a held-out score).")
-    yield log, table, md, str(best)
+    before = nme_on_faces(functools.partial(run, load_landmarker(model)), plan.heldout_xml)
+    after = nme_on_faces(functools.partial(run, load_landmarker(str(plan.best))), plan.heldout_xml)
+    yield log, retrain_table(before, after), retrain_summary(before, after, plan, model), str(plan.best)
+
+
+def retrain_table(before: np.ndarray, after: np.ndarray) -> list[list]:
+    return [[name, len(e), round(100 * float(np.nanmean(e)), 2), round(100 * float(np.nanmedian(e)), 2)]
+            for name, e in (("before", before), ("after", after))]
+
+
+def retrain_summary(before: np.ndarray, after: np.ndarray, plan: RetrainPlan, model: str) -> str:
+    b, a = 100 * float(np.nanmean(before)), 100 * float(np.nanmean(after))
+    where = (f"Before: `{(model or '').strip() or DEFAULT_MODEL or 'bundled default'}` · after: `{plan.best}`. "
+             f"NME on the {len(after)} exported face{'s' * (len(after) != 1)} held out from the fine-tune.")
+    if a > b:
+        return (f"### ⚠️ The fine-tuned model is worse: {b:.2f}% → {a:.2f}% NME\nKeep the current model: do not "
+                "press \"Use the fine-tuned model\". Correct more faces, or train longer on a GPU. " + where)
+    small = " A few faces are a small sample." if len(after) < 10 else ""
+    return f"### Better: {b:.2f}% → {a:.2f}% NME\n" + where + small
 
 
 # -------------------------------------------------------------------------------------------- UI
@@ -730,6 +618,11 @@ CSS = """
 .gt { color: #00c800; font-weight: 700; } .pred { color: #e60000; font-weight: 700; }
 .worst { color: #ff00ff; font-weight: 700; }
 #flm-nav button { min-width: 0; }
+/* whole photo names in the upload list, not "1000… .jpg": the name wraps, the size column shrinks */
+#flm-ann-files td.filename { overflow: visible; min-width: 0;
+  font-size: 12px; }
+#flm-ann-files td.filename .stem { white-space: normal; overflow-wrap: anywhere; text-overflow: clip; }
+#flm-ann-files td.download { flex: none; width: auto; min-width: 0; font-size: 11px; }
 kbd { background: var(--neutral-100); border: 1px solid var(--border-color-primary); border-bottom-width: 2px;
   border-radius: 4px; padding: 0 5px; font-size: 12px; font-family: var(--font-mono); }
 """
@@ -849,7 +742,7 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                     with gr.Accordion("Load images", open=True):
                         ann_files = gr.File(label="Photos (add an .xml / .pts to resume from its points)",
                                             file_count="multiple",
-                                            file_types=["image", ".xml", ".pts", ".json"], height=120,
+                                            file_types=["image", ".xml", ".pts", ".json"], height=220,
                                             elem_id="flm-ann-files")
                         ann_data = gr.Textbox(DEMO_DATA, label="…or a dataset (when no photos are uploaded)", max_lines=1,
                                               info="Each Load adds the next images of it.")
@@ -874,17 +767,19 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                         done_btn = gr.Button("✓ Done, next", variant="primary", elem_id="flm-done")
                         next_btn = gr.Button("Next ▶", elem_id="flm-next")
                     gr.HTML(SHORTCUTS)
-                    queue_df = gr.Dataframe(headers=["#", "image", "faces", "uncertainty %", "status"],
-                                            datatype=["str", "str", "number", "number", "str"], interactive=False,
+                    ann_state = gr.State(None)  # which image this browser session shows (annotate_session.Shown)
+                    goto_in = gr.Textbox(visible=False, label="Open image id")  # the /annotate_goto endpoint
+                    queue_df = gr.Dataframe(headers=annotate_session.QUEUE_HEADERS,
+                                            datatype=["str", "str", "number", "str", "str"], interactive=False,
                                             label="Queue: most uncertain first (click a row to open it)",
                                             max_height=260, column_widths=["8%", "52%", "10%", "15%", "15%"])
 
         # ---------------------------------------------------------------- Retrain
         with gr.Tab("Retrain", id="retrain"):
             gr.Markdown("Fine-tune the current model on the project's exported annotations "
-                        "(`annotations.xml`, written by **Export** in the Annotate tab) with `train/train.py`, "
-                        "then compare NME before and after on the same faces. A short CPU run; for a real "
-                        "run copy the command to a machine with a GPU.")
+                        "(`export/annotations.xml`, written by **Export** in the Annotate tab) with `train/train.py`, "
+                        "holding every 5th face out, then compare NME before and after on those held-out faces. "
+                        "A short CPU run; for a real run copy the command to a machine with a GPU.")
             with gr.Row(equal_height=False):
                 with gr.Column(scale=1):
                     rt_epochs = gr.Slider(1, 50, value=5, step=1, label="Epochs")
@@ -897,7 +792,9 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                                      elem_id="flm-retrain")
                     rt_md = gr.Markdown()
                     rt_table = gr.Dataframe(headers=["model", "faces", "NME %", "median %"], interactive=False,
-                                            label="Before / after")
+                                            elem_id="flm-rt-table",
+                                            label="Before / after, on exported faces held out from the fine-tune",
+                                            column_widths=["25%", "25%", "25%", "25%"], wrap=True)
                     rt_log = gr.Textbox(label="Training log", lines=12, max_lines=12, autoscroll=True)
                     rt_best = gr.Textbox(visible=False)
 
@@ -909,8 +806,8 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
     demo.load(describe_model, model_in, model_md, api_name=False)
     demo.load(lambda d: gr.Slider(maximum=len(get_dataset(d)) - 1) if (d or "").strip() else gr.skip(), cmp_data,
               cmp_index, api_name=False)
-    load_btn.click(load_model, model_in, model_md, api_name="load_model")
-    model_in.submit(load_model, model_in, model_md, api_name=False)
+    load_btn.click(load_model_markdown, model_in, model_md, api_name="load_model")
+    model_in.submit(load_model_markdown, model_in, model_md, api_name=False)
 
     show_files = dict(fn=lambda f: gr.File(visible=bool(f)), api_name=False, show_progress="hidden")
     predict_btn.click(predict, [photo, scheme_in, model_in, refine_in], [drawn_out, predict_md, json_out, files_out],
@@ -924,21 +821,27 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                     api_name=False)
     cmp_up_btn.click(compare_upload, [cmp_photo, cmp_ann, model_in], [cmp_img, cmp_table, cmp_md],
                      api_name="compare_upload")
-    eval_btn.click(evaluate, [cmp_data, eval_n, model_in], [eval_table, eval_plot, eval_md], api_name="evaluate",
+    eval_btn.click(evaluate_on_dataset, [cmp_data, eval_n, model_in], [eval_table, eval_plot, eval_md],
+                   api_name="evaluate",
                    concurrency_limit=1, concurrency_id="heavy")
 
-    nav_out = [editor, queue_df, ann_md]
-    ann_load_btn.click(annotate_load, [project_in, ann_files, ann_data, ann_n, ann_start, model_in],
+    nav_out = [editor, queue_df, ann_md, ann_state]
+    ann_load_btn.click(annotate_load, [project_in, ann_files, ann_data, ann_n, ann_start, model_in, ann_state],
                        [project_in, *nav_out], api_name="annotate_load", concurrency_limit=2)
-    resume_btn.click(annotate_resume, project_in, [project_in, *nav_out], api_name="annotate_resume")
+    resume_btn.click(annotate_resume, [project_in, ann_state], [project_in, *nav_out], api_name="annotate_resume")
     new_btn.click(new_project, None, [project_in, *nav_out], api_name="new_project")
-    editor.change(save_edit, [project_in, editor], [queue_df, ann_md], api_name="save_edit",
+    editor.change(save_edit, [project_in, editor, ann_state, model_in], nav_out, api_name="save_edit",
                   trigger_mode="always_last", show_progress="hidden")
-    next_btn.click(annotate_next, [project_in, editor], nav_out, api_name="annotate_next", show_progress="hidden")
-    prev_btn.click(annotate_prev, [project_in, editor], nav_out, api_name="annotate_prev", show_progress="hidden")
-    done_btn.click(annotate_done, [project_in, editor], nav_out, api_name="annotate_done", show_progress="hidden")
-    repredict_btn.click(repredict, [project_in, editor, model_in], nav_out, api_name="repredict")
-    queue_df.select(goto_selected, [project_in, editor], nav_out, api_name=False, show_progress="hidden")
+    next_btn.click(annotate_next, [project_in, editor, ann_state], nav_out, api_name="annotate_next",
+                   show_progress="hidden")
+    prev_btn.click(annotate_prev, [project_in, editor, ann_state], nav_out, api_name="annotate_prev",
+                   show_progress="hidden")
+    done_btn.click(annotate_done, [project_in, editor, ann_state], nav_out, api_name="annotate_done",
+                   show_progress="hidden")
+    repredict_btn.click(repredict, [project_in, editor, ann_state, model_in], nav_out, api_name="repredict")
+    queue_df.select(goto_selected, [project_in, editor, ann_state], nav_out, api_name=False, show_progress="hidden")
+    goto_in.submit(annotate_goto, [project_in, goto_in, editor, ann_state], nav_out, api_name="annotate_goto",
+                   show_progress="hidden")
     exp_btn.click(export, [project_in, exp_which, exp_int], [exp_files, exp_md], api_name="export") \
         .then(inputs=exp_files, outputs=exp_files, **show_files)
 
@@ -947,7 +850,7 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
         .then(retrain, [project_in, model_in, rt_epochs, rt_max], [rt_log, rt_table, rt_md, rt_best],
               api_name="retrain", concurrency_limit=1, concurrency_id="heavy")
     rt_use_btn.click(lambda b: (b or gr.skip()), rt_best, model_in, api_name=False) \
-        .then(load_model, model_in, model_md, api_name=False)
+        .then(load_model_markdown, model_in, model_md, api_name=False)
 
 demo.queue(default_concurrency_limit=2, max_size=64)
 

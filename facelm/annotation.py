@@ -18,11 +18,21 @@ class Face:
     """(4,) float32 x1, y1, x2, y2, or None when the source has no box."""
     ignore: bool = False
     """dlib's ``ignore`` flag on a box."""
+    occluded: np.ndarray | None = None
+    """(K,) bool: points that are labelled but hidden (COCO visibility 1); None: none are."""
 
     def __post_init__(self) -> None:
         self.landmarks = np.asarray(self.landmarks, dtype=np.float32).reshape(-1, 2)
         if self.box is not None:
             self.box = np.asarray(self.box, dtype=np.float32).reshape(4)
+        if self.occluded is not None:
+            self.occluded = np.asarray(self.occluded, dtype=bool).reshape(-1)
+            if self.occluded.shape[0] != self.landmarks.shape[0]:
+                raise ValueError(f"occluded has {self.occluded.shape[0]} flags for {self.landmarks.shape[0]} points")
+
+    def occluded_flags(self) -> np.ndarray:
+        """(K,) bool, all False when the source has no flags."""
+        return self.occluded if self.occluded is not None else np.zeros(self.num_points, bool)
 
     @property
     def num_points(self) -> int:
@@ -40,7 +50,8 @@ class Face:
         if not isinstance(other, Face):
             return NotImplemented
         return (self.ignore == other.ignore and _arrays_equal(self.landmarks, other.landmarks)
-                and _arrays_equal(self.box, other.box))
+                and _arrays_equal(self.box, other.box)
+                and _arrays_equal(self.occluded_flags(), other.occluded_flags()))
 
 
 @dataclass
@@ -53,12 +64,17 @@ class AnnotatedImage:
     pixels: np.ndarray | None = None
     """The image itself where the annotation file embeds it (Kaggle's CSV: (96, 96) uint8 grayscale);
     ``None`` when the image lives in a file at ``path``."""
+    status: str | None = None
+    """The annotation app's review status ("predicted", "edited", "done") where the file records it."""
+    sha256: str | None = None
+    """SHA-256 of the image file's bytes where the file records it (to find a photo whose name clashes)."""
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AnnotatedImage):
             return NotImplemented
         return (self.path == other.path and self.width == other.width and self.height == other.height
-                and self.faces == other.faces and _arrays_equal(self.pixels, other.pixels))
+                and self.faces == other.faces and _arrays_equal(self.pixels, other.pixels)
+                and self.status == other.status and self.sha256 == other.sha256)
 
 
 @dataclass

@@ -118,7 +118,8 @@ function mk(tag, attrs, parent) {
   return n;
 }
 function clone(faces) {
-  return faces.map(f => ({points: f.points.map(p => [p[0], p[1]]), box: f.box ? f.box.slice() : null}));
+  return faces.map(f => ({points: f.points.map(p => [p[0], p[1]]), box: f.box ? f.box.slice() : null,
+                         occluded: f.occluded ? f.occluded.slice() : null}));
 }
 function fmt(v) { return (Math.round(v * 10) / 10).toFixed(1); }
 function scale() { const m = svg.getScreenCTM(); return m && m.a ? m.a : 1; }
@@ -202,7 +203,7 @@ function redrawFace(f) {
 function info() {
   if (!S) { where.textContent = '\u00a0'; chip.textContent = '\u00a0'; chip.dataset.status = ''; return; }
   where.textContent = `Image ${S.index + 1} of ${S.count} \u00b7 ${S.name} \u00b7 ${S.width}\u00d7${S.height}px`
-    + ` \u00b7 uncertainty ${(100 * S.uncertainty).toFixed(1)}%`;
+    + ` \u00b7 uncertainty ${S.uncertainty == null ? '\u2014' : (100 * S.uncertainty).toFixed(1) + '%'}`;
   chip.textContent = S.status; chip.dataset.status = S.status;
   if (sel && S.faces[sel[0]]) {
     const p = S.faces[sel[0]].points[sel[1]];
@@ -224,7 +225,7 @@ function select(s) {
 function send() {
   seq += 1;
   if (S.status === 'predicted') S.status = 'edited';
-  props.value = {item: S.item, project: S.project, faces: clone(S.faces), dirty: true, seq: seq};
+  props.value = {item: S.item, project: S.project, revision: S.revision, faces: clone(S.faces), dirty: true, seq: seq, op: 'edit'};
   info();
 }
 function commit(before) { hist.push(before); if (hist.length > 200) hist.shift(); fut = []; send(); }
@@ -369,17 +370,26 @@ def display_data_url(path: str | Path, max_side: int = DISPLAY_MAX_SIDE) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def editor_value(project: str, item, index: int, count: int, image_path: str | Path, scheme: str) -> dict:
+def editor_value(project: str, item, index: int, count: int, image_path: str | Path, scheme: str,
+                 done: int = 0, message: str = "") -> dict:
     """What the editor draws for one project item (see the module docstring)."""
     sch = get_scheme(scheme)
     lines = [[list(idx), bool(closed)] for _, idx, closed in sch.connections]
     return {
-        "project": project, "item": item.id, "name": item.name, "index": int(index), "count": int(count),
-        "status": item.status, "uncertainty": float(item.uncertainty), "width": int(item.width),
-        "height": int(item.height), "image": display_data_url(image_path), "faces": item.faces,
-        "face_uncertainty": [float(u) for u in (item.face_uncertainty or [])],
-        "names": list(sch.names), "lines": lines, "dirty": False,
+        "project": project, "item": item.id, "revision": int(item.revision), "name": item.name,
+        "index": int(index), "count": int(count), "done": int(done), "status": item.status,
+        "uncertainty": item.uncertainty, "width": int(item.width), "height": int(item.height),
+        "image": display_data_url(image_path), "faces": [{**f, "score": None} for f in item.faces],
+        "face_uncertainty": list(item.face_uncertainty or []),
+        "names": list(sch.names), "lines": lines, "parts": _scheme_parts(sch), "dirty": False, "message": message,
     }
+
+
+def _scheme_parts(sch) -> dict[str, list[int]]:
+    """Point indices of each part the editor can select as a whole (empty for schemes without it)."""
+    groups = {"jaw": ("jaw",), "brows": ("brow",), "eyes": ("eye",), "nose": ("nose",), "mouth": ("mouth", "lip")}
+    return {part: [i for i, n in enumerate(sch.names) if any(w in n for w in words)]
+            for part, words in groups.items()}
 
 
 def faces_from_value(value: dict | None) -> list[dict]:
@@ -391,4 +401,4 @@ def faces_from_value(value: dict | None) -> list[dict]:
     faces = value["faces"]
     if not isinstance(faces, list) or not all(isinstance(f, dict) for f in faces):
         raise ProjectError("editor value: 'faces' must be a list of {'points': [[x, y], ...], 'box': ...}")
-    return [{"points": f.get("points"), "box": f.get("box")} for f in faces]
+    return [{"points": f.get("points"), "box": f.get("box"), "occluded": f.get("occluded")} for f in faces]

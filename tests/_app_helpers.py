@@ -141,8 +141,19 @@ def _cleanup() -> None:
         shutil.rmtree(_shared.workdir, ignore_errors=True)
 
 
+def open_item(client, project: str, item: str) -> int:
+    """Open ``item`` in this client's session (as a click on its queue row does) and return its
+    revision: the app accepts edits only for the image a session shows (facelm.annotate_session)."""
+    return client.predict(project, item, None, api_name="/annotate_goto")[0]["revision"]
+
+
+def one_face(x: float, k: int = 68) -> list[dict]:
+    """Faces of an edit: one face with all ``k`` points at (x, x + 0.5), the edit's serial number."""
+    return [{"points": [[float(x), x + 0.5]] * k, "box": [0.0, 0.0, 10.0, 10.0]}]
+
+
 def tiny_photo(path: Path, seed: int = 0, size: tuple[int, int] = (96, 112)) -> Path:
-    """A small noise image (no face: the app starts from a guessed box, which is all the editing tests need)."""
+    """A small noise image (no face: the app starts it with no face; edits add one)."""
     import numpy as np
     from PIL import Image
     rng = np.random.default_rng(seed)

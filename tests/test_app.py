@@ -103,7 +103,8 @@ def test_annotate_edit_export_roundtrip(client, served, shared_data):
     moved = np.asarray(faces[0]["points"], np.float64)
     moved[30] += (12.375, -7.5)
     faces[0]["points"] = moved.tolist()
-    queue, md = client.predict(project, {"item": value["item"], "faces": faces, "dirty": True}, api_name="/save_edit")
+    _, queue, md = client.predict(project, {"item": value["item"], "revision": value["revision"], "faces": faces,
+                                            "dirty": True}, api_name="/save_edit")
     assert "Saved" in md
     assert {r[0]: r[4] for r in queue["data"]}[value["item"]] == "edited"
 
@@ -114,9 +115,12 @@ def test_annotate_edit_export_roundtrip(client, served, shared_data):
     np.testing.assert_array_equal(aset.images[0].faces[0].landmarks, moved.astype(np.float32))  # exact
     coco = read_annotations(next(f for f in exported if f.endswith("_coco.json")))
     np.testing.assert_array_equal(coco.images[0].faces[0].landmarks, moved.astype(np.float32))
-    # The saved XML beside the images reads back with its images, as training reads it.
-    saved = read_annotations(app.ANNOTATIONS_DIR / project / "annotations.xml")
+    # The saved XML beside the images reads back with its images, as training reads it; the images
+    # keep the photos' own names.
+    saved = read_annotations(app.ANNOTATIONS_DIR / project / "export" / "annotations.xml")
     assert (Path(saved.root) / saved.images[0].path).is_file()
+    assert Path(saved.images[0].path).name in {f"{Path(n).name}.jpg" for n in (FACE, FACE2)}
+    assert saved.images[0].status == "edited"
 
     exported, _ = client.predict(project, "all", True, api_name="/export")
     rounded = read_annotations(next(f for f in exported if f.endswith(".xml")))
@@ -136,24 +140,78 @@ def test_annotate_edit_export_roundtrip(client, served, shared_data):
 def test_reimport_export_resumes_points(client, served, shared_data):
     project, value, _, _ = client.predict("", [handle_file(str(shared_data / f"{FACE}.jpg"))], "", 1, "prediction", "",
                                           api_name="/annotate_load")
-    client.predict(project, {"item": value["item"], "faces": value["faces"], "dirty": True}, api_name="/save_edit")
+    client.predict(project, {"item": value["item"], "revision": value["revision"], "faces": value["faces"],
+                             "dirty": True}, api_name="/save_edit")
+    client.predict(project, None, api_name="/annotate_done")
     exported, _ = client.predict(project, "edited and done", False, api_name="/export")
-    proj_dir = served[0].ANNOTATIONS_DIR / project
-    image = next((proj_dir / "images").iterdir())
     xml = next(f for f in exported if f.endswith(".xml"))
-    _, value2, queue, _ = client.predict("", [handle_file(xml), handle_file(str(image))], "", 1, "prediction", "",
-                                         api_name="/annotate_load")
-    assert queue["data"][0][4] == "edited"
+    # The exported XML with the ORIGINAL photo: matched by its own name, status "done" kept.
+    _, value2, queue, md = client.predict("", [handle_file(xml), handle_file(str(shared_data / f"{FACE}.jpg"))], "", 1,
+                                          "prediction", "", api_name="/annotate_load")
+    assert queue["data"][0][4] == "done" and "1 with the points of the uploaded annotation files" in md
     np.testing.assert_array_equal(np.asarray(value2["faces"][0]["points"], np.float32),
                                   np.asarray(value["faces"][0]["points"], np.float32))
+
+
+def test_compare_upload_flags_another_photos_points(client, shared_data):
+    """The .pts of another photo is flagged, not scored: no nonsense NME."""
+    _, table, summary = client.predict(handle_file(str(shared_data / "dlib_examples_faces/2008_002470.jpg")),
+                                       handle_file(str(shared_data / f"{FACE}.pts")), "", api_name="/compare_upload")
+    assert summary.startswith("### Not scored") and "%" not in summary.split("\n")[0]
+    assert table["data"][0][1] == "—" and "not scored" in table["data"][0][2]
 
 
 def test_retrain_command(client):
     project, *_ = client.predict(api_name="/new_project")
     cmd = client.predict(project, "", 3, 50, api_name="/retrain_command")
-    assert cmd.startswith("python -m train.train")
+    assert cmd.splitlines()[0].endswith(" -m train.train \\")  # the interpreter that runs it, then the module
     assert "--epochs 3" in cmd and "--max-faces 50" in cmd and "--init-from" in cmd
-    assert f"{project}/annotations.xml" in cmd
+    assert f"{project}/export/retrain_train.xml" in cmd and f"{project}/retrain/run-1" in cmd
+    assert cmd == client.predict(project, "", 3, 50, api_name="/retrain_command")  # what runs is what is shown
+
+
+def test_two_tabs_on_one_photo_never_overwrite_each_other(served, shared_data):
+    """Two sessions show the same photo; the first saves; the second's edit, made on the older copy,
+    is refused: nothing written, and it gets the saved copy back with a message."""
+    a, b = Client(served[1], verbose=False), Client(served[1], verbose=False)
+    project, va, _, _ = a.predict("", [handle_file(str(shared_data / f"{FACE}.jpg"))], "", 1, "prediction", "",
+                                  api_name="/annotate_load")
+    vb = b.predict(project, api_name="/annotate_resume")[1]
+    assert vb["item"] == va["item"] and vb["revision"] == va["revision"]
+    mine = [dict(f, points=[[x + 4.0, y] for x, y in f["points"]]) for f in va["faces"]]
+    _, _, md = a.predict(project, {**va, "faces": mine, "dirty": True}, api_name="/save_edit")
+    assert "Saved" in md
+    theirs = [dict(f, points=[[x - 9.0, y] for x, y in f["points"]]) for f in vb["faces"]]
+    reloaded, _, md = b.predict(project, {**vb, "faces": theirs, "dirty": True}, api_name="/save_edit")
+    assert "Not saved" in md and "someone else" in reloaded["message"]
+    assert reloaded["revision"] == va["revision"] + 1 and reloaded["faces"][0]["points"] == mine[0]["points"]
+    saved = served[0].Project.open(served[0].ANNOTATIONS_DIR, project).get(va["item"])
+    assert saved.faces[0]["points"] == mine[0]["points"]
+    # "Done" from the stale tab is refused the same way; after the reload it goes through.
+    _, _, md = b.predict(project, vb, api_name="/annotate_done")
+    assert "Not saved" in md
+    assert served[0].Project.open(served[0].ANNOTATIONS_DIR, project).get(va["item"]).status == "edited"
+    b.predict(project, reloaded, api_name="/annotate_done")
+    assert served[0].Project.open(served[0].ANNOTATIONS_DIR, project).get(va["item"]).status == "done"
+
+
+def test_shared_app_refuses_typed_names_and_slows_guessing(served, client, shared_data, monkeypatch):
+    app = served[0]
+    monkeypatch.setattr(app, "RESTRICTED", True)
+    try:
+        with pytest.raises(AppError, match="not allowed"):
+            client.predict("faces", [handle_file(str(shared_data / f"{FACE}.jpg"))], "", 1, "prediction", "",
+                           api_name="/annotate_load")
+        with pytest.raises(AppError, match="not allowed"):
+            client.predict("faces", api_name="/annotate_resume")
+        errors = []
+        for _ in range(5):
+            with pytest.raises(AppError) as e:
+                client.predict(app.new_project_id(), api_name="/annotate_resume")
+            errors.append(_error(e))
+        assert all("no saved project" in m for m in errors[:3]) and "wait" in errors[4]
+    finally:
+        app._resume_throttle.succeeded("127.0.0.1")
 
 
 # ------------------------------------------------------------------------------ bad input
@@ -214,8 +272,8 @@ def test_bad_edits_are_refused(client, shared_data):
     project, value, _, _ = client.predict("", [handle_file(str(shared_data / f"{FACE}.jpg"))], "", 1, "prediction",
                                           "", api_name="/annotate_load")
     with pytest.raises(AppError) as e:
-        client.predict(project, {"item": value["item"], "faces": [{"points": [[1, 2]]}], "dirty": True},
-                       api_name="/save_edit")
+        client.predict(project, {"item": value["item"], "revision": value["revision"],
+                                 "faces": [{"points": [[1, 2]]}], "dirty": True}, api_name="/save_edit")
     assert "68 points" in _error(e)
     with pytest.raises(AppError) as e:
         client.predict("../../etc", {"item": "0001", "faces": [], "dirty": True}, api_name="/save_edit")
@@ -234,9 +292,12 @@ def test_retrain_from_the_app(client, shared_data):
     files = [handle_file(str(shared_data / f"{n}.jpg")) for n in (FACE, FACE2)]
     project, *_ = client.predict("", files, "", 2, "prediction", "", api_name="/annotate_load")
     client.predict(project, "all", False, api_name="/export")
+    shown = client.predict(project, "", 1, 10, api_name="/retrain_command")
     log, table, md, best = client.predict(project, "", 1, 10, api_name="/retrain")
     assert "epoch 1:" in log, log[-2000:]
-    assert Path(best, "model.safetensors").is_file()
+    assert log.startswith(f"$ {shown}\n")  # the command shown is the one that ran, --out included
+    assert Path(best, "model.safetensors").is_file() and f"--out {Path(best).parent}" in shown.replace("\\\n  ", " ")
     before, after = table["data"]
-    assert before[1] == after[1] == 2 and after[2] > 0
-    assert "Fine-tuned model saved" in md
+    assert [before[0], after[0]] == ["before", "after"]
+    assert before[1] == after[1] == 1 and after[2] > 0  # the one face held out of the two
+    assert "held out" in md and ("worse" in md) == (after[2] > before[2])

@@ -129,7 +129,7 @@ def test_predict_annotate_drag_export(served, page, shared_data):
     page.click("#flm-export")
     page.wait_for_selector("#flm-export-md :text('Exported')")
     from facelm.io import read_annotations
-    aset = read_annotations(app.ANNOTATIONS_DIR / project / "annotations.xml")
+    aset = read_annotations(app.ANNOTATIONS_DIR / project / "export" / "annotations.xml")
     assert len(aset.images) == 1
     pts = aset.images[0].faces[0].landmarks
     np.testing.assert_allclose(pts[POINT], moved, atol=1.0)

@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from _app_helpers import shared_app, tiny_photo
+from _app_helpers import one_face, open_item, shared_app, tiny_photo
 from facelm.annotation_store import Project
 
 EDITS = 12
 
 
-def _edit(item: str, faces: list[dict], x: float) -> dict:
-    return {"item": item, "dirty": True,
-            "faces": [{"points": [[x, x + 0.5]] * len(f["points"]), "box": f["box"]} for f in faces]}
+def _edit(item: str, revision: int, x: float) -> dict:
+    return {"item": item, "revision": revision, "dirty": True, "faces": one_face(x)}
 
 
 def _run_concurrently(*fns):
@@ -60,7 +59,6 @@ def test_two_users_never_see_or_overwrite_each_others_work(tmp_path: Path) -> No
         # Each sees exactly their own photos, nobody else's.
         assert sorted(row[1] for row in u["queue"]["data"]) == sorted(p.name for p in u["photos"]), name
         u["items"] = [row[0] for row in u["queue"]["data"]]
-        u["faces"] = {i: Project.open(server.annotations, u["project"]).get(i).faces for i in u["items"]}
 
     # Both edit the same item numbers ("0001", "0002": each project numbers its own) at the same time.
     def edit(u):
@@ -69,7 +67,9 @@ def test_two_users_never_see_or_overwrite_each_others_work(tmp_path: Path) -> No
                 item = u["items"][n % 2]
                 u["last"] = {**u.get("last", {}), item: u["base"] + n}
                 api = "/annotate_next" if n % 4 == 3 else "/save_edit"
-                u["client"].predict(u["project"], _edit(item, u["faces"][item], u["base"] + n), api_name=api)
+                revision = open_item(u["client"], u["project"], item)
+                md = u["client"].predict(u["project"], _edit(item, revision, u["base"] + n), api_name=api)[2]
+                assert "Not saved" not in md, md
         return go
     _run_concurrently(*(edit(u) for u in users.values()))
     assert sorted(alice["items"]) == sorted(bob["items"]) == ["0001", "0002"]

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _app_helpers import shared_app, tiny_photo
+from _app_helpers import one_face, open_item, shared_app, tiny_photo
 from facelm.annotation import AnnotatedImage, AnnotationSet, Face
 from facelm.annotation_store import Project
 from facelm.io.coco import read_coco, write_coco
@@ -125,16 +125,14 @@ def test_atomic_saves_survive_sigkill_at_random_moments(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------- app level
 
-def _edit_value(item: str, faces: list[dict], n: int) -> dict:
-    """Every point of the item moved to (n, n + 0.5): the edit's serial number is in the data."""
-    return {"item": item, "dirty": True,
-            "faces": [{"points": [[float(n), n + 0.5]] * len(f["points"]), "box": f["box"]} for f in faces]}
+def _edit_value(item: str, revision: int, n: int) -> dict:
+    """One face with every point at (n, n + 0.5): the edit's serial number is in the data."""
+    return {"item": item, "revision": revision, "dirty": True, "faces": one_face(n)}
 
 
 def _saved_n(proj: Project, item: str) -> int | None:
-    faces = proj.get(item).faces
-    x = faces[0]["points"][0][0]
-    return int(x) if proj.get(item).status != "predicted" else None
+    saved = proj.get(item)
+    return int(saved.faces[0]["points"][0][0]) if saved.status != "predicted" else None
 
 
 @pytest.mark.slow
@@ -146,7 +144,6 @@ def test_app_autosave_survives_kill_9(tmp_path: Path) -> None:
     project, value, _, _ = client.predict("", [handle_file(str(p)) for p in photos], "", 3, "prediction", "",
                                           api_name="/annotate_load")
     items = {row[0]: None for row in client.predict(project, api_name="/annotate_resume")[2]["data"]}
-    faces = {i: Project.open(server.annotations, project).get(i).faces for i in items}
     rng = random.Random(os.environ.get("FACELM_CRASH_SEED"))
     acked: dict[str, int] = {}
     n = 0
@@ -161,16 +158,17 @@ def test_app_autosave_survives_kill_9(tmp_path: Path) -> None:
             while not stop.is_set():
                 n += 1
                 item = list(items)[n % len(items)]
-                inflight[item] = n
-                value = _edit_value(item, faces[item], n)
                 try:
+                    value = _edit_value(item, open_item(client, project, item), n)
+                    inflight[item] = n
                     if n % 5 == 0:  # "Next" with unsaved changes saves them first
-                        client.predict(project, value, api_name="/annotate_next")
+                        md = client.predict(project, value, api_name="/annotate_next")[2]
                     else:
-                        client.predict(project, value, api_name="/save_edit")
+                        md = client.predict(project, value, api_name="/save_edit")[2]
                 except Exception as e:  # noqa: BLE001 - the kill breaks the call in flight
                     errors.append(e)
                     return
+                assert "Not saved" not in md, md
                 acked[item] = n
 
         t = threading.Thread(target=edit_loop, daemon=True)
@@ -198,10 +196,10 @@ def test_app_autosave_survives_kill_9(tmp_path: Path) -> None:
         resumed = client.predict(project, api_name="/annotate_resume")
         assert resumed[0] == project and len(resumed[2]["data"]) == len(items)
         shown = resumed[1]
-        assert _saved_n(proj, shown["item"]) in (None, int(shown["faces"][0]["points"][0][0]))
+        assert _saved_n(proj, shown["item"]) == (int(shown["faces"][0]["points"][0][0]) if shown["faces"] else None)
     # And the restarted app keeps saving.
     item = list(items)[0]
-    client.predict(project, _edit_value(item, faces[item], 99999), api_name="/save_edit")
+    client.predict(project, _edit_value(item, open_item(client, project, item), 99999), api_name="/save_edit")
     assert _saved_n(Project.open(server.annotations, project), item) == 99999
     print(f"\n{CYCLES} kill -9 cycle(s) ({cut} mid-request), {n} edits sent: every acknowledged edit was there "
           "after each restart, no file half-written")

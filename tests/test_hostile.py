@@ -361,6 +361,11 @@ MALFORMED_EDITS = [
     {"item": "9999", "faces": []},
     {"faces": "nope"},
     {"faces": [[1, 2]]},
+    {"faces": [{"points": [[1, 2]] * 68, "occluded": [1] * 68}]},  # flags must be true/false
+    {"faces": [{"points": [[1, 2]] * 68, "occluded": [False] * 5}]},
+    {"revision": "0", "faces": []},
+    {"op": "format_disk", "faces": []},
+    {"op": "add_face", "box": [1, 2, 3], "faces": []},
 ]
 
 
@@ -379,5 +384,5 @@ def test_malformed_edits_are_refused_and_change_nothing(edit_target, edit: dict)
     client, project, item_file = edit_target
     before = item_file.read_bytes()
     with pytest.raises(Exception):
-        client.predict(project, {"item": "0001", "dirty": True, **edit}, api_name="/save_edit")
+        client.predict(project, {"item": "0001", "revision": 0, "dirty": True, **edit}, api_name="/save_edit")
     assert item_file.read_bytes() == before

@@ -60,6 +60,28 @@ def test_visibility_one_is_a_point_and_zero_is_missing() -> None:
            "annotations": [{"image_id": 7, "keypoints": [1, 2, 1, 9, 9, 0, 3, 4, 2, 5, 6, 2, 7, 8, 2]}]}
     face = parse_coco(doc).images[0].faces[0]
     assert face.landmarks[0].tolist() == [1, 2] and np.isnan(face.landmarks[1]).all() and face.box is None
+    assert face.occluded.tolist() == [True, False, False, False, False]  # v=1: labelled but hidden
+
+
+def test_occluded_flags_and_status_round_trip(shared_data: Path, tmp_path: Path) -> None:
+    """Real 300-W faces with every third point flagged occluded: written as v=1 (the rest v=2), read
+    back as the same flags; the image's review status and hash ride along as facelm_* keys."""
+    aset = read_annotations(shared_data / "300w/afw/1051618982_1.pts")
+    face = aset.images[0].faces[0]
+    face.occluded = np.arange(68) % 3 == 0
+    aset.images[0].status, aset.images[0].sha256 = "done", "ab" * 32
+    write_coco(aset, tmp_path / "a.json")
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert doc["annotations"][0]["keypoints"][2::3] == [1 if i % 3 == 0 else 2 for i in range(68)]
+    assert doc["images"][0]["facelm_status"] == "done"
+    back = read_coco(tmp_path / "a.json")
+    assert back.images[0].faces[0].occluded.tolist() == face.occluded.tolist()
+    assert back.images[0].status == "done" and back.images[0].sha256 == "ab" * 32
+    assert back.images == aset.images
+    # A face without flags stays without them (no v=1 written, none read back).
+    plain = read_annotations(shared_data / "300w/afw/111076519_1.pts")
+    write_coco(plain, tmp_path / "b.json")
+    assert read_coco(tmp_path / "b.json").images[0].faces[0].occluded is None
 
 
 def test_skeleton_from_scheme_connections() -> None:

@@ -190,3 +190,27 @@ def test_wrong_encoding_and_empty_file(tmp_path: Path) -> None:
     g = write(tmp_path, "empty.xml", b"  \n")
     with raises_at(g, match="empty file"):
         read_dlib_xml(g)
+
+
+def test_status_occluded_and_hash_attributes_round_trip_and_dlib_ignores_them(shared_data: Path,
+                                                                              tmp_path: Path) -> None:
+    """facelm's own attributes (facelm_status on <image>, facelm_occluded on <part>, facelm_sha256)
+    come back through facelm's reader; dlib's own loader, where installed, reads the same file and
+    the same points."""
+    aset = read_dlib_xml(shared_data / "dlib_examples_faces/training_with_face_landmarks.xml")
+    aset.images[0].status, aset.images[0].sha256 = "done", "cd" * 32
+    aset.images[0].faces[0].occluded = np.arange(aset.images[0].faces[0].num_points) % 4 == 1
+    write_dlib_xml(aset, tmp_path / "a.xml")
+    text = (tmp_path / "a.xml").read_text("iso-8859-1")
+    assert "facelm_status='done'" in text and text.count("facelm_occluded='1'") == 17
+    back = read_dlib_xml(tmp_path / "a.xml")
+    assert back.images == aset.images
+    assert back.images[1].status is None and back.images[1].faces[0].occluded is None
+    try:
+        import dlib
+    except ImportError:
+        return  # dlib is not a requirement; the check above still ran
+    meta = dlib.image_dataset_metadata.load_image_dataset_metadata(str(tmp_path / "a.xml"))
+    assert len(meta.images) == len(aset.images)
+    first = meta.images[0].boxes[0]
+    assert (first.parts["00"].x, first.parts["00"].y) == tuple(int(v) for v in aset.images[0].faces[0].landmarks[0])

@@ -3,8 +3,12 @@
 
 Mapping to and from ``AnnotationSet``:
 
-- ``v == 0`` (not labelled) reads as NaN; NaN writes as ``0, 0, 0``. Every other point writes ``v = 2``
-  (visible): the in-memory model has no "labelled but hidden", so ``v = 1`` reads as a plain point.
+- ``v == 0`` (not labelled) reads as NaN; NaN writes as ``0, 0, 0``. ``v == 1`` (labelled but hidden)
+  reads as a point flagged in ``Face.occluded``, and an occluded point writes ``v = 1``; every other
+  point writes ``v = 2`` (visible).
+- ``AnnotatedImage.status`` (the annotation app's review status) <-> the image entry's extra key
+  ``"facelm_status"``, ``AnnotatedImage.sha256`` <-> ``"facelm_sha256"`` (other COCO tools ignore
+  unknown keys).
 - ``bbox`` <-> ``Face.box`` (``x2 = x + w``). COCO wants a bbox on every annotation, so a face without
   a box gets its landmarks' box plus the extra key ``"facelm_box_from_landmarks": true``, which reads
   back as ``box = None`` (other COCO tools ignore unknown keys).
@@ -34,6 +38,8 @@ from ._common import (PathLike, SchemeLike, format_coord, format_coords, known_s
 __all__ = ["read_coco", "parse_coco", "format_coco", "write_coco", "skeleton"]
 
 _FROM_LANDMARKS = "facelm_box_from_landmarks"
+_STATUS = "facelm_status"
+_SHA256 = "facelm_sha256"
 
 
 def skeleton(scheme: Scheme) -> list[list[int]]:
@@ -63,8 +69,13 @@ def parse_coco(doc: Any, source: str = "<coco>", scheme: SchemeLike = None, root
         file_name = entry["file_name"]
         if not isinstance(file_name, str) or not file_name:
             raise AnnotationFormatError("file_name is not a non-empty string", source, where)
+        extra = {key: entry.get(key) for key in (_STATUS, _SHA256)}
+        for key, value in extra.items():
+            if value is not None and not isinstance(value, str):
+                raise AnnotationFormatError(f"{key} {_short(value)} is not text", source, where)
         image = AnnotatedImage(path=file_name, width=_opt_int(entry, "width", source, where),
-                               height=_opt_int(entry, "height", source, where))
+                               height=_opt_int(entry, "height", source, where), status=extra[_STATUS],
+                               sha256=extra[_SHA256])
         by_id[entry["id"]] = image
         images.append(image)
 
@@ -93,8 +104,10 @@ def parse_coco(doc: Any, source: str = "<coco>", scheme: SchemeLike = None, root
                 raise AnnotationFormatError(f"bbox has {len(bbox)} values, expected [x, y, w, h]", source, where)
             x, y, w, h = bbox
             box = to_float32(np.array([x, y, x + w, y + h]), source=source, where=where)
+        hidden = triples[:, 2] == 1
         by_id[ann["image_id"]].faces.append(Face(to_float32(pts, source=source, where=where), box=box,
-                                                ignore=bool(ann.get("iscrowd", 0))))
+                                                ignore=bool(ann.get("iscrowd", 0)),
+                                                occluded=hidden if hidden.any() else None))
 
     if resolved is None:
         resolved = _scheme_from_categories(doc, scheme, source)
@@ -128,6 +141,7 @@ def format_coco(aset: AnnotationSet, target: str = "<coco>") -> str:
     for image_id, im in enumerate(aset.images, 1):
         entry: dict[str, Any] = {"id": image_id, "file_name": im.path}
         entry.update({key: v for key, v in (("width", im.width), ("height", im.height)) if v is not None})
+        entry.update({key: v for key, v in ((_STATUS, im.status), (_SHA256, im.sha256)) if v})
         images.append(entry)
         for face in im.faces:
             annotations.append(_annotation(face, len(annotations) + 1, image_id))
@@ -143,8 +157,8 @@ def write_coco(aset: AnnotationSet, path: PathLike) -> None:
 def _annotation(face: Face, ann_id: int, image_id: int) -> dict[str, Any]:
     keypoints: list[float | int] = []
     texts = format_coords(face.landmarks, missing="")
-    for x, y in zip(texts[::2], texts[1::2]):
-        keypoints += [_json_number(x), _json_number(y), 2] if x and y else [0, 0, 0]
+    for x, y, hidden in zip(texts[::2], texts[1::2], face.occluded_flags().tolist()):
+        keypoints += [_json_number(x), _json_number(y), 1 if hidden else 2] if x and y else [0, 0, 0]
     if face.box is not None:
         x1, y1, x2, y2 = (float(v) for v in face.box)
     elif np.isfinite(face.landmarks).any():

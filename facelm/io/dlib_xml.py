@@ -17,7 +17,12 @@ Conventions:
   with landmarks of shape (0, 2).
 - Image paths are relative to the XML file's folder (``AnnotationSet.root``).
 - Parsed only with ``defusedxml``: DTDs, entities and external references are refused.
-- Other box attributes and children (``label``, ``occluded``, ``pose`` ...) are not kept.
+- facelm's own attributes, which dlib's loader ignores (checked with
+  ``dlib.image_dataset_metadata.load_image_dataset_metadata``): ``facelm_status='done'`` on an
+  ``<image>`` (``AnnotatedImage.status``), ``facelm_sha256='...'`` (``AnnotatedImage.sha256``) and
+  ``facelm_occluded='1'`` on a ``<part>`` (``Face.occluded``). Written only where set, so plain
+  files stay plain.
+- Other box attributes and children (``label``, dlib's box-level ``occluded``, ``pose`` ...) are not kept.
 """
 from __future__ import annotations
 
@@ -39,6 +44,10 @@ from ._common import (PathLike, SchemeLike, format_coord, parse_number, read_byt
 
 __all__ = ["read_dlib_xml", "parse_dlib_xml", "format_dlib_xml", "write_dlib_xml"]
 
+_STATUS = "facelm_status"
+_SHA256 = "facelm_sha256"
+_OCCLUDED = "facelm_occluded"
+_OCCLUDED_ATTR = f" {_OCCLUDED}='1'"
 STYLESHEET = "<?xml-stylesheet type='text/xsl' href='image_metadata_stylesheet.xsl'?>\n"
 
 
@@ -81,13 +90,18 @@ def parse_dlib_xml(data: bytes, source: str = "<xml>", scheme: SchemeLike = None
             ignore = _int_attr(box_el, "ignore", source, bwhere) or 0
             boxes.append((Face(np.zeros((0, 2), np.float32), box=box, ignore=bool(ignore)),
                           _parts(box_el, source, bwhere), bwhere))
-        raw.append((AnnotatedImage(path=path, width=width, height=height), boxes))
+        raw.append((AnnotatedImage(path=path, width=width, height=height, status=image_el.get(_STATUS),
+                                   sha256=image_el.get(_SHA256)), boxes))
 
     resolved = _scheme_of(raw, scheme, source)
     for image, boxes in raw:
         for face, parts, bwhere in boxes:
             if parts:
                 face.landmarks = _landmarks(parts, resolved.num_points, source, bwhere)
+                hidden = [i for i, (*_, occluded) in parts.items() if occluded]
+                if hidden:
+                    face.occluded = np.zeros(resolved.num_points, bool)
+                    face.occluded[hidden] = True
             image.faces.append(face)
     return AnnotationSet(images=[im for im, _ in raw], scheme=resolved.name, name=doc.findtext("name") or "",
                          comment=doc.findtext("comment") or "", root=root)
@@ -115,7 +129,8 @@ def format_dlib_xml(aset: AnnotationSet, precision: int | None = 0, stylesheet: 
            f"<name>{_esc(aset.name)}</name>\n", f"<comment>{_esc(aset.comment)}</comment>\n", "<images>\n"]
     for im in aset.images:
         size = "".join(f" {a}='{v}'" for a, v in (("width", im.width), ("height", im.height)) if v)
-        out.append(f"  <image file={_quote(im.path)}{size}>\n")
+        status = "".join(f" {a}={_quote(v)}" for a, v in ((_STATUS, im.status), (_SHA256, im.sha256)) if v)
+        out.append(f"  <image file={_quote(im.path)}{size}{status}>\n")
         for face in im.faces:
             x1, y1, x2, y2 = (float(v) for v in face.box_or_landmark_box())
             left, top = fmt(x1), fmt(y1)
@@ -123,7 +138,8 @@ def format_dlib_xml(aset: AnnotationSet, precision: int | None = 0, stylesheet: 
             out.append(f"    <box top='{top}' left='{left}' width='{width}' height='{height}'")
             if face.ignore:
                 out.append(" ignore='1'")
-            parts = [f"      <part name='{k:02d}' x='{fmt(x)}' y='{fmt(y)}'/>\n"
+            hidden = face.occluded_flags()
+            parts = [f"      <part name='{k:02d}' x='{fmt(x)}' y='{fmt(y)}'{_OCCLUDED_ATTR if hidden[k] else ''}/>\n"
                      for k, (x, y) in enumerate(face.landmarks) if math.isfinite(x) and math.isfinite(y)]
             out.append(">\n" + "".join(parts) + "    </box>\n" if parts else "/>\n")
         out.append("  </image>\n")
@@ -168,8 +184,9 @@ def _scheme_of(raw, scheme: SchemeLike, source: str) -> Scheme:
     return resolve_scheme(top + 1, None, source, where)
 
 
-def _parts(box_el: Element, source: str, bwhere: str) -> dict[int, tuple[float, float]]:
-    parts: dict[int, tuple[float, float]] = {}
+def _parts(box_el: Element, source: str, bwhere: str) -> dict[int, tuple[float, float, bool]]:
+    """{index: (x, y, occluded)}."""
+    parts: dict[int, tuple[float, float, bool]] = {}
     for n, part_el in enumerate(box_el.findall("part"), 1):
         name = _attr(part_el, "name", source, f"{bwhere} part {n}")
         pwhere = f"{bwhere} part {name!r}"
@@ -178,18 +195,19 @@ def _parts(box_el: Element, source: str, bwhere: str) -> dict[int, tuple[float, 
         index = int(name)
         if index in parts:
             raise AnnotationFormatError("duplicate part name", source, pwhere)
-        parts[index] = tuple(parse_number(_attr(part_el, a, source, pwhere), source, f"{pwhere} attribute {a!r}")
-                             for a in ("x", "y"))
+        x, y = (parse_number(_attr(part_el, a, source, pwhere), source, f"{pwhere} attribute {a!r}")
+                for a in ("x", "y"))
+        parts[index] = (x, y, (_int_attr(part_el, _OCCLUDED, source, pwhere) or 0) != 0)
     return parts
 
 
-def _landmarks(parts: dict[int, tuple[float, float]], k: int, source: str, bwhere: str) -> np.ndarray:
+def _landmarks(parts: dict[int, tuple[float, float, bool]], k: int, source: str, bwhere: str) -> np.ndarray:
     pts = np.full((k, 2), np.nan, dtype=np.float64)
-    for index, xy in parts.items():
+    for index, (x, y, _) in parts.items():
         if index >= k:
             raise AnnotationFormatError(f"part index {index} is beyond the scheme's {k} points", source,
                                         f"{bwhere} part '{index:02d}'")
-        pts[index] = xy
+        pts[index] = (x, y)
     return to_float32(pts, source=source, where=bwhere)
 
 
