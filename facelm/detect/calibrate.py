@@ -79,9 +79,10 @@ def centre_matches(det: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return _contains(det, _centres(gt)) & _contains(gt, _centres(det)).T
 
 
-def matched_pairs(run: DetectorRun) -> tuple[RawDetections, np.ndarray]:
-    """(raw detections, landmark boxes) of the faces matched for fitting (see the module docstring)."""
-    matched, targets = [], []
+def matched_pairs(run: DetectorRun) -> tuple[RawDetections, np.ndarray, list[np.ndarray]]:
+    """(raw detections, landmark boxes, ground-truth landmarks) of the faces matched for fitting (see
+    the module docstring)."""
+    matched, targets, landmarks = [], [], []
     for ph, raw in zip(run.photos, run.raw):
         if len(raw) == 0:
             continue
@@ -92,14 +93,36 @@ def matched_pairs(run: DetectorRun) -> tuple[RawDetections, np.ndarray]:
             if iou[n, m] >= 0:
                 matched.append(raw.take(np.array([n])))
                 targets.append(gt[m])
+                landmarks.append(ph.landmarks[m])
     if not matched:
-        return RawDetections.of(np.zeros((0, 4)), np.zeros(0)), np.zeros((0, 4), np.float32)
-    return RawDetections.concat(matched), np.asarray(targets, np.float32)
+        return RawDetections.of(np.zeros((0, 4)), np.zeros(0)), np.zeros((0, 4), np.float32), []
+    return RawDetections.concat(matched), np.asarray(targets, np.float32), landmarks
 
 
 def fit_calibration(run: DetectorRun) -> BoxCalibration:
-    raw, target = matched_pairs(run)
+    raw, target, _ = matched_pairs(run)
     return BoxCalibration.fit(raw.boxes, target, raw.mirrored)
+
+
+def fit_frame_calibration(run: DetectorRun) -> BoxCalibration | None:
+    """For detectors with five points: the map from the tight box of the five points to the
+    ground-truth landmark box, both in the frame where the detector's eyes are level (see
+    :func:`facelm.detect.yunet.five_point_frames`). None for detectors without points."""
+    from ..annotation import landmark_box
+    raw, _, landmarks = matched_pairs(run)
+    if raw.points is None or not len(raw):
+        return None
+    five = raw.points.astype(np.float64)
+    source, target = [], []
+    for p, g in zip(five, landmarks):
+        d = p[1] - p[0]
+        roll = np.arctan2(d[1], d[0])
+        c, s_ = np.cos(roll), np.sin(roll)
+        rot = np.array([[c, s_], [-s_, c]])
+        centre = p.mean(axis=0)
+        source.append(landmark_box((p - centre) @ rot.T))
+        target.append(landmark_box((np.asarray(g, np.float64) - centre) @ rot.T))
+    return BoxCalibration.fit(np.asarray(source), np.asarray(target))
 
 
 def combine_runs(runs: list[DetectorRun], calibrations: list[BoxCalibration]) -> DetectorRun:
@@ -175,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
             fit_on = run.where(lambda ph: in_split(ph.path, a.fit_split))
             cal = fit_calibration(fit_on)
             fitted[det.name] = run, cal
+            frame = fit_frame_calibration(fit_on)
+            if frame is not None:
+                print(f"{det.name} five-point frame calibration: {frame!r}")
             print(report(det.name, run, cal))
             print(report(f"{det.name}, validation split", run.where(lambda ph: in_split(ph.path, "validation")), cal))
             print(f"  {det!r}\n  fitted: {cal!r} on {len(matched_pairs(fit_on)[1])} matched faces "
