@@ -1,6 +1,7 @@
 """Fit each detector's box calibration on annotated photos and measure its detection rate and speed.
 
     python -m facelm.detect calibrate --data /work/shared/data/300w [--detector haar dlib] [--every 1]
+    python -m facelm.detect evaluate --wider DIR --data DIR (see facelm.detect.benchmark)
 
 Protocol: the target box of a face is the tight box of its ground-truth landmarks. For fitting, a
 raw detection matches a face when each box contains the other's centre (raw boxes are framed
@@ -171,7 +172,7 @@ def report(name: str, run: DetectorRun, calibration: BoxCalibration) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from ..errors import FacelmError
-    from . import available_detectors, get_detector
+    from . import available_detectors, benchmark, get_detector
     p = argparse.ArgumentParser(prog="python -m facelm.detect", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -182,7 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--fit-split", choices=SPLITS, default="train",
                    help="photos the calibrations are fitted on (default: train.train's training split, so "
                         "that figures on the validation split stay held out)")
+    e = sub.add_parser("evaluate", help="recall by face size, precision and speed on WIDER FACE and 300-W photos",
+                       description=benchmark.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    benchmark.add_arguments(e)
     a = p.parse_args(argv)
+    if a.command == "evaluate":
+        try:
+            return benchmark.run(a)
+        except FacelmError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     try:
         photos = list(iter_annotated(a.data, a.every))
         detectors = {n: get_detector(n) for n in (a.detector or available_detectors())}
