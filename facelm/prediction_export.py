@@ -1,13 +1,14 @@
 """Predictions to files, in one layout shared by the command line (``python -m facelm predict``) and
 the app's downloads: facelm's JSON, and per-face 300-W ``.pts`` files named by one rule.
 
-JSON layout (0-based pixels, x then y; boxes x1, y1, x2, y2)::
+JSON layout (0-based pixels, x then y; boxes x1, y1, x2, y2; an image is named by "image", not
+"path", which Gradio's client would take for a file to download)::
 
     {"facelm": "0.1.0", "model": ..., "scheme": "ibug68", "detector": "yunet", ...settings...,
      "coordinates": "...",
-     "images": [{"path": "a.jpg", "width": 640, "height": 480, "detector": "yunet",
+     "images": [{"image": "a.jpg", "width": 640, "height": 480, "detector": "yunet",
                  "faces": [{"box": [x1, y1, x2, y2], "score": 0.93, "landmarks": [[x, y], ...]}]}],
-     "errors": [{"path": "b.jpg", "error": "..."}]}
+     "errors": [{"image": "b.jpg", "error": "..."}]}
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def face_record(faces: Faces, i: int) -> dict:
 
 
 def image_record(path: str, faces: Faces) -> dict:
-    return {"path": str(path), "width": faces.image_size[0], "height": faces.image_size[1],
+    return {"image": str(path), "width": faces.image_size[0], "height": faces.image_size[1],
             "detector": faces.detector, "faces": [face_record(faces, i) for i in range(len(faces))]}
 
 
@@ -51,7 +52,7 @@ def prediction_document(images: Sequence[tuple[str, Faces]], meta: dict,
                         errors: Sequence[tuple[str, str]] = ()) -> dict:
     """The JSON document of the module docstring: ``meta`` (model, scheme, settings) first."""
     return {**meta, "coordinates": COORDINATES, "images": [image_record(p, f) for p, f in images],
-            "errors": [{"path": str(p), "error": msg} for p, msg in errors]}
+            "errors": [{"image": str(p), "error": msg} for p, msg in errors]}
 
 
 def write_json(doc: dict, path: str | Path) -> Path:

@@ -46,8 +46,8 @@ def test_predict_json_with_overlay_and_a_broken_file(photos, tmp_path):
     assert r.returncode == 1, r.stderr  # one unreadable input: the rest is written, the status says so
     assert "broken.png" in r.stderr and "Traceback" not in r.stderr
     doc = json.loads(out.read_text())
-    assert doc["scheme"] == "ibug68" and [e["path"] for e in doc["errors"]] == [str(broken)]
-    by_name = {Path(im["path"]).name: im for im in doc["images"]}
+    assert doc["scheme"] == "ibug68" and [e["image"] for e in doc["errors"]] == [str(broken)]
+    by_name = {Path(im["image"]).name: im for im in doc["images"]}
     assert set(by_name) == {"group.jpg", "face.jpg"}
     group = by_name["group.jpg"]
     assert (group["width"], group["height"]) == (500, 375) and len(group["faces"]) >= 2

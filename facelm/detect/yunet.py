@@ -26,7 +26,7 @@ from .yunet_weights import HUB_FILE, KNOWN, YuNetWeightsError, yunet_model_file
 CALIBRATION = BoxCalibration(dx=0.0029, dy=0.1177, sx=1.0282, sy=0.7567)
 FRAME_CALIBRATION = BoxCalibration(dx=0.009, dy=0.1784, sx=2.294, sy=2.1103)
 
-MIN_SCORE = 0.5
+MIN_SCORE = 0.58
 """The default threshold: see docs/detection.md for how it was chosen."""
 CANDIDATE_SCORE = 0.3
 """Candidates below this never leave OpenCV (the precision/recall curve is drawn above it)."""
@@ -41,18 +41,18 @@ def five_point_frames(points: np.ndarray, calibration: BoxCalibration = FRAME_CA
 
 
 class YuNetDetector(CalibratedDetector):
-    """YuNet through ``cv2.FaceDetectorYN``. ``model_file``, ``filename``, ``revision``, ``sha256``
-    and ``download`` choose its weights (:func:`facelm.detect.yunet_weights.yunet_model_file`);
+    """YuNet through ``cv2.FaceDetectorYN``. ``model_file``, ``filename``, ``revision``, ``sha256``,
+    ``download`` and ``cache_dir`` choose its weights (:func:`facelm.detect.yunet_weights.yunet_model_file`);
     a file that is missing, altered or not a YuNet model raises :class:`YuNetWeightsError`."""
 
     name = "yunet"
 
     def __init__(self, model_file: str | os.PathLike | None = None, filename: str = HUB_FILE,
                  revision: str | None = None, sha256: str | None = KNOWN, download: bool = True,
-                 min_score: float | None = MIN_SCORE, nms_iou: float = 0.3, max_side: int | None = 640,
+                 cache_dir: str | os.PathLike | None = None, min_score: float | None = MIN_SCORE, nms_iou: float = 0.3, max_side: int | None = 640,
                  calibration: BoxCalibration | None = None, frame_calibration: BoxCalibration | None = None):
         super().__init__(calibration if calibration is not None else CALIBRATION, max_side)
-        self.model_file: Path = yunet_model_file(model_file, filename, revision, sha256, download)
+        self.model_file: Path = yunet_model_file(model_file, filename, revision, sha256, download, cache_dir)
         self.min_score = min_score
         self.frame_calibration = frame_calibration if frame_calibration is not None else FRAME_CALIBRATION
         candidates = CANDIDATE_SCORE if min_score is None else min(CANDIDATE_SCORE, min_score)

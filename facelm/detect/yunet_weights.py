@@ -77,13 +77,16 @@ def check_sha256(path: Path, sha256: str | None = KNOWN) -> Path:
     return path
 
 
-def cached_or_downloaded(filename: str = HUB_FILE, revision: str | None = None, download: bool = True) -> Path:
-    """The Hub file from huggingface_hub's cache; downloaded first when it is missing, ``download``
-    is true, ``HF_HUB_OFFLINE`` is not set and the Hub answers (so an offline machine never waits)."""
+def cached_or_downloaded(filename: str = HUB_FILE, revision: str | None = None, download: bool = True,
+                         cache_dir: str | os.PathLike | None = None) -> Path:
+    """The Hub file from huggingface_hub's cache (``cache_dir``: its default one); downloaded first
+    when it is missing, ``download`` is true, ``HF_HUB_OFFLINE`` is not set and the Hub answers (so an
+    offline machine never waits)."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
     try:
-        return Path(hf_hub_download(HUB_REPO, filename, revision=revision, local_files_only=True))
+        return Path(hf_hub_download(HUB_REPO, filename, revision=revision, cache_dir=cache_dir,
+                                    local_files_only=True))
     except LocalEntryNotFoundError:
         pass
     if not download or hub_offline():
@@ -94,14 +97,15 @@ def cached_or_downloaded(filename: str = HUB_FILE, revision: str | None = None, 
         raise YuNetWeightsError(f"YuNet's weights ({HUB_REPO}/{filename}) are not in the Hugging Face cache and "
                                 f"the Hub is not reachable: {HOW_TO_GET}")
     try:
-        return Path(hf_hub_download(HUB_REPO, filename, revision=revision))
+        return Path(hf_hub_download(HUB_REPO, filename, revision=revision, cache_dir=cache_dir))
     except Exception as e:  # huggingface_hub raises HTTP, repo, revision and OS errors alike
         raise YuNetWeightsError(f"cannot download {HUB_REPO}/{filename}"
                                 f"{f' at revision {revision}' if revision else ''}: {type(e).__name__}: {e}") from None
 
 
 def yunet_model_file(model_file: str | os.PathLike | None = None, filename: str = HUB_FILE,
-                     revision: str | None = None, sha256: str | None = KNOWN, download: bool = True) -> Path:
+                     revision: str | None = None, sha256: str | None = KNOWN, download: bool = True,
+                     cache_dir: str | os.PathLike | None = None) -> Path:
     """The checked path of YuNet's ONNX file (see the module docstring for the order searched)."""
     local = model_file if model_file is not None else (os.environ.get(ENV_VAR, "").strip() or None)
     if local is not None:
@@ -110,5 +114,5 @@ def yunet_model_file(model_file: str | os.PathLike | None = None, filename: str 
         if not path.is_file():
             raise YuNetWeightsError(f"the YuNet model file {path} (from {source}) does not exist")
     else:
-        path = cached_or_downloaded(filename, revision, download)
+        path = cached_or_downloaded(filename, revision, download, cache_dir)
     return check_sha256(path, sha256)
