@@ -166,7 +166,7 @@ def describe_model(spec: str | None) -> str:
     fl = load_landmarker(spec)
     m = fl.model
     name = (spec or "").strip() or DEFAULT_MODEL or "bundled default"
-    det = "with face detector" if fl.detector is not None else "no face detector (boxes needed)"
+    det = f"face detector: {fl.detector.name}" if fl.detector is not None else "no face detector (boxes needed)"
     return (f"**Model:** `{name}` · {fl.scheme.name}, {fl.scheme.num_points} points · "
             f"{m.input_size}px input · {sum(p.numel() for p in m.parameters()) / 1e6:.2f} M params · {det}")
 
@@ -250,7 +250,7 @@ def predict(image: str | None, scheme: str = "ibug68", model: str = "", refine: 
     faces = run(fl, img, scheme=scheme, refine=bool(refine), min_score=float(min_score))
     meta = {"model": (model or "").strip() or DEFAULT_MODEL or "bundled default", "scheme": faces.scheme,
             "detector": faces.detector, "min_score": float(min_score), "refine": bool(refine)}
-    shown = {"image": img, "name": _name(image), "faces": faces, "meta": meta}
+    shown = {"image": img, "name": _name(image), "faces": faces, "meta": meta, "note": fl.detector.fallback_reason}
     keep = list(range(len(faces)))
     choices = [(f"face {i + 1} · score {s:.2f}", i) for i, s in enumerate(faces.scores)]
     return (*show_prediction(shown, keep), gr.CheckboxGroup(choices=choices, value=keep, visible=len(faces) > 1),
@@ -281,15 +281,16 @@ def show_prediction(shown: dict, keep: list[int]):
               "yes" if i in keep else "dropped"] for i in range(len(faces))]
     sch = get_scheme(faces.scheme)
     w, h = faces.image_size
+    note = f"\n\nYuNet is not available here ({shown['note']})." if shown.get("note") else ""
     if len(faces):
         dropped = f" ({len(faces) - len(kept)} dropped from the downloads)" if len(kept) < len(faces) else ""
         summary = (f"### Found {len(faces)} face{'s' * (len(faces) > 1)}{dropped}\n"
                    f"{sch.num_points} points each ({sch.name}) on a {w}×{h} photo; face detector: "
                    f"`{faces.detector}`, scores ≥ {meta['min_score']:.2f}. "
-                   "Downloads: JSON, dlib XML, COCO keypoints and 300-W `.pts`.")
+                   "Downloads: JSON, dlib XML, COCO keypoints and 300-W `.pts`." + note)
     else:
         summary = (f"### No face found\nFace detector: `{faces.detector}`, scores ≥ {meta['min_score']:.2f}. "
-                   "Lower the threshold, or try a larger, more frontal face.")
+                   "Lower the threshold, or try a larger, more frontal face." + note)
     return drawn, summary, result, files, table
 
 
