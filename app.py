@@ -34,29 +34,11 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-
-def _hub_reachable(timeout: float = 2.0) -> bool:
-    """Whether the Hugging Face Hub answers at all (a thread, since DNS lookups ignore timeouts)."""
-    import socket
-    from urllib.parse import urlparse
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    ok: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, 443), timeout=timeout).close()
-            ok.append(True)
-        except OSError:
-            pass
-    t = threading.Thread(target=probe, daemon=True)
-    t.start()
-    t.join(timeout + 0.5)
-    return bool(ok)
-
+from facelm.hub_status import hub_reachable  # noqa: E402  (imports no huggingface_hub)
 
 # No network: use the local cache only, so a Hub id that is not cached fails at once with a clear
 # message instead of retrying for a minute (huggingface_hub reads this when it is first imported).
-if "HF_HUB_OFFLINE" not in os.environ and not _hub_reachable():
+if "HF_HUB_OFFLINE" not in os.environ and not hub_reachable():
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 

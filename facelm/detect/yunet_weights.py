@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-import threading
 from pathlib import Path
-from urllib.parse import urlparse
 
 from ..errors import FacelmError
+from ..hub_status import hub_offline, hub_reachable
 
 HUB_REPO = "opencv/face_detection_yunet"
 HUB_FILE = "face_detection_yunet_2023mar.onnx"
@@ -31,28 +29,6 @@ HOW_TO_GET = (f"run `python -m facelm download-detector` once while online, or s
 
 class YuNetWeightsError(FacelmError, OSError):
     """YuNet's ONNX file is missing, unreadable, or not a known release."""
-
-
-def hub_offline() -> bool:
-    """Whether the user asked huggingface_hub to stay offline (``HF_HUB_OFFLINE``)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def hub_reachable(timeout: float = 2.0) -> bool:
-    """Whether the Hugging Face Hub answers at all (a thread, since DNS lookups ignore timeouts)."""
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    ok: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, 443), timeout=timeout).close()
-            ok.append(True)
-        except OSError:
-            pass
-    t = threading.Thread(target=probe, daemon=True)
-    t.start()
-    t.join(timeout + 0.5)
-    return bool(ok)
 
 
 def file_sha256(path: Path) -> str:
