@@ -47,9 +47,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from facelm import FaceLandmarker, FacelmError, ModelLoadError, get_scheme  # noqa: E402
+from facelm import __version__ as facelm_version  # noqa: E402
 from facelm.annotation import AnnotatedImage, AnnotationSet, landmark_box  # noqa: E402
 from facelm.annotation_store import Project, faces_to_json, new_project_id  # noqa: E402
-from facelm import __version__ as facelm_version  # noqa: E402
 from facelm.detect.yunet import MIN_SCORE as YUNET_MIN_SCORE  # noqa: E402
 from facelm.draw import draw_captions, draw_comparison, draw_landmarks, worst_points  # noqa: E402
 from facelm.editor import CSS as EDITOR_CSS, JS as EDITOR_JS, TEMPLATE as EDITOR_TEMPLATE  # noqa: E402

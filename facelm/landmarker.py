@@ -201,10 +201,16 @@ class FaceLandmarker:
         thresholds (arguments override the landmarker's own, see the class docstring)."""
         if self.detector is None:
             raise ValueError("no face detector configured: pass boxes=")
-        found = self.detector.find(image)
+        from .detect import DetectedFaces
+        if hasattr(self.detector, "find"):
+            found = self.detector.find(image)
+        else:  # any object with detect(image) -> (boxes, scores) will do
+            boxes, scores = self.detector.detect(image)
+            found = DetectedFaces(np.asarray(boxes, np.float32).reshape(-1, 4),
+                                  np.asarray(scores, np.float32).reshape(-1))
         score = self.min_score if min_score is None else _check_min("min_score", min_score, allow_none=False)
         if score is None:
-            score = self.detector.min_score
+            score = getattr(self.detector, "min_score", None)
         size = self.min_face if min_face is None else _check_min("min_face", min_face, allow_none=False)
         short_side = np.minimum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
         keep = short_side >= size
@@ -226,7 +232,8 @@ class FaceLandmarker:
         detector = None
         if boxes is None:
             found = self.detect(img, min_score, min_face)
-            b, scores, detector = found.boxes, found.scores, self.detector.name
+            b, scores = found.boxes, found.scores
+            detector = getattr(self.detector, "name", type(self.detector).__name__)
             first, rolls = found.upright if self.upright_first and found.upright is not None else (b, None)
         else:
             b = first = _as_boxes(boxes, w, h)
