@@ -260,5 +260,7 @@ def test_retrain_from_the_app(client, shared_data):
     assert "epoch 1:" in log, log[-2000:]
     assert Path(best, "model.safetensors").is_file()
     before, after = table["data"]
-    assert before[1] == after[1] == 2 and after[2] > 0
+    # Both photos' faces: YuNet also finds the second, cut-off face at the top of FACE2 (AFW crops
+    # hold other, unannotated faces), which the Haar default missed.
+    assert before[1] == after[1] >= 2 and after[2] > 0
     assert "Fine-tuned model saved" in md

@@ -143,7 +143,7 @@ def test_no_face_in_background_and_tiny_images(yunet, group):
     img = to_rgb_array(group.path)
     for crop in (img[:110, :170], np.zeros((8, 8, 3), np.uint8)):  # the wall above the heads; a speck
         boxes, scores = yunet.detect(crop)
-        assert boxes.shape == (0, 4) and boxes.dtype == np.float32 and scores.shape == (0,)
+        assert boxes.shape == (0, 4) and boxes.dtype == np.float32 and scores.shape == (0,), (crop.shape, boxes, scores)
 
 
 # --------------------------------------------------------------------------- landmarker thresholds

@@ -28,6 +28,8 @@ FRAME_CALIBRATION = BoxCalibration(dx=0.009, dy=0.1784, sx=2.294, sy=2.1103)
 
 MIN_SCORE = 0.58
 """The default threshold: see docs/detection.md for how it was chosen."""
+MIN_SIDE = 16
+"""Photos narrower than this (px) hold no face YuNet can find; they are not run."""
 CANDIDATE_SCORE = 0.3
 """Candidates below this never leave OpenCV (the precision/recall curve is drawn above it)."""
 
@@ -49,7 +51,8 @@ class YuNetDetector(CalibratedDetector):
 
     def __init__(self, model_file: str | os.PathLike | None = None, filename: str = HUB_FILE,
                  revision: str | None = None, sha256: str | None = KNOWN, download: bool = True,
-                 cache_dir: str | os.PathLike | None = None, min_score: float | None = MIN_SCORE, nms_iou: float = 0.3, max_side: int | None = 640,
+                 cache_dir: str | os.PathLike | None = None, min_score: float | None = MIN_SCORE,
+                 nms_iou: float = 0.3, max_side: int | None = 640,
                  calibration: BoxCalibration | None = None, frame_calibration: BoxCalibration | None = None):
         super().__init__(calibration if calibration is not None else CALIBRATION, max_side)
         self.model_file: Path = yunet_model_file(model_file, filename, revision, sha256, download, cache_dir)
@@ -67,9 +70,14 @@ class YuNetDetector(CalibratedDetector):
 
     def _detect(self, image: np.ndarray) -> RawDetections:
         h, w = image.shape[:2]
-        bgr = np.ascontiguousarray(image[..., ::-1])
+        if min(h, w) < MIN_SIDE:
+            return RawDetections.of(np.zeros((0, 4)), np.zeros(0), False, np.zeros((0, 5, 2)))
+        # The network's strides need sides that are multiples of 32: pad with black at the right and
+        # bottom ourselves (boxes keep their coordinates) rather than leave it to OpenCV.
+        ph, pw = -h % 32, -w % 32
+        bgr = np.pad(image[..., ::-1], ((0, ph), (0, pw), (0, 0)))
         with self._lock:
-            self._net.setInputSize((w, h))
+            self._net.setInputSize((w + pw, h + ph))
             _, out = self._net.detect(bgr)
         out = np.zeros((0, 15), np.float32) if out is None else np.asarray(out, np.float32).reshape(-1, 15)
         # A row: x, y, w, h, then the subject's right eye, left eye, nose tip, right and left mouth
