@@ -221,6 +221,7 @@ def test_wider_reader_and_matching_rule(shared_data, yunet):
     assert match_faces(far, np.ones(1), ph.boxes).tolist() == [-1]
 
 
+@pytest.mark.slow
 def test_evaluate_command(shared_data, tmp_path, capsys, yunet_file):
     from facelm.detect.calibrate import main
     plot = tmp_path / "pr.png"
