@@ -15,12 +15,13 @@ Settings (environment variables):
     FACELM_LOCAL_PATHS      "any" (default) lets the dataset boxes read any local path; "restricted"
                             (the default on a Space) only the demo data's folder and the annotations
     FACELM_THREADS          torch CPU threads (default: half the cores, at most 4)
+    FACELM_YUNET            YuNet face detector weights (default: the Hugging Face cache, else
+                            models/yunet/ beside the demo data; without them the Haar detector runs)
     FACELM_MAX_FILE_SIZE    upload limit (default 20mb)
 """
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 import tempfile
@@ -29,29 +30,11 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-
-def _hub_reachable(timeout: float = 2.0) -> bool:
-    """Whether the Hugging Face Hub answers at all (a thread, since DNS lookups ignore timeouts)."""
-    import socket
-    from urllib.parse import urlparse
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    ok: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, 443), timeout=timeout).close()
-            ok.append(True)
-        except OSError:
-            pass
-    t = threading.Thread(target=probe, daemon=True)
-    t.start()
-    t.join(timeout + 0.5)
-    return bool(ok)
-
+from facelm.hub_status import hub_reachable  # noqa: E402  (imports no huggingface_hub)
 
 # No network: use the local cache only, so a Hub id that is not cached fails at once with a clear
 # message instead of retrying for a minute (huggingface_hub reads this when it is first imported).
-if "HF_HUB_OFFLINE" not in os.environ and not _hub_reachable():
+if "HF_HUB_OFFLINE" not in os.environ and not hub_reachable():
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
@@ -60,20 +43,23 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from facelm import FaceLandmarker, FacelmError, ModelLoadError, get_scheme  # noqa: E402
+from facelm import __version__ as facelm_version  # noqa: E402
 from facelm import annotate_session  # noqa: E402
 from facelm.annotate_import import (add_photos, check_point_count, dataset_photos, match_uploads,  # noqa: E402
                                     split_uploads)
 from facelm.annotate_session import View as AnnotateView  # noqa: E402
-from facelm.annotation import AnnotatedImage, AnnotationSet, Face, landmark_box  # noqa: E402
+from facelm.annotation import landmark_box  # noqa: E402
 from facelm.annotation_store import Project, ProjectError, faces_to_json, new_project_id  # noqa: E402
 from facelm.comparison import FitCheck, check_fit, evaluate_dataset  # noqa: E402
-from facelm.draw import draw_comparison, draw_landmarks, worst_points  # noqa: E402
+from facelm.detect.yunet import MIN_SCORE as YUNET_MIN_SCORE  # noqa: E402
+from facelm.draw import draw_captions, draw_comparison, draw_landmarks, worst_points  # noqa: E402
 from facelm.editor import CSS as EDITOR_CSS, JS as EDITOR_JS, TEMPLATE as EDITOR_TEMPLATE  # noqa: E402
 from facelm.hub import DEFAULT_MODEL_DIR, bundled_models  # noqa: E402
 from facelm.image import to_rgb_array  # noqa: E402
-from facelm.io import read_annotations, write_annotations  # noqa: E402
+from facelm.io import read_annotations  # noqa: E402
 from facelm.io.pts import read_pts  # noqa: E402
 from facelm.metrics import nme, plot_ced, point_errors  # noqa: E402
+from facelm.prediction_export import prediction_document, prediction_files  # noqa: E402
 from facelm.project_access import ResumeThrottle, check_typed_id  # noqa: E402
 from facelm.retrain_plan import RetrainPlan, epoch_of, nme_on_faces, plan_retrain, run_lines, split_export  # noqa: E402
 from facelm.start_points import predict_with_uncertainty  # noqa: E402
@@ -83,6 +69,10 @@ REPO = Path(__file__).resolve().parent
 DEFAULT_MODEL = os.environ.get("FACELM_MODEL", "").strip()
 _demo = REPO.parent / "shared" / "data" / "300w"
 DEMO_DATA = os.environ.get("FACELM_DEMO_DATA", str(_demo) if _demo.exists() else "").strip()
+# YuNet's weights beside the demo data (its sibling models/yunet/), for machines without the Hub.
+_demo_yunet = sorted((Path(DEMO_DATA).parent / "models" / "yunet").glob("*.onnx")) if DEMO_DATA else []
+if _demo_yunet:
+    os.environ.setdefault("FACELM_YUNET", str(_demo_yunet[-1]))
 ANNOTATIONS_DIR = Path(os.environ.get("FACELM_ANNOTATIONS_DIR", REPO / "annotations"))
 LOCAL_PATHS = os.environ.get("FACELM_LOCAL_PATHS", "restricted" if os.environ.get("SPACE_ID") else "any")
 RESTRICTED = LOCAL_PATHS != "any"
@@ -162,7 +152,7 @@ def describe_model(spec: str | None) -> str:
     fl = load_landmarker(spec)
     m = fl.model
     name = (spec or "").strip() or DEFAULT_MODEL or "bundled default"
-    det = "with face detector" if fl.detector is not None else "no face detector (boxes needed)"
+    det = f"face detector: {fl.detector.name}" if fl.detector is not None else "no face detector (boxes needed)"
     return (f"**Model:** `{name}` · {fl.scheme.name}, {fl.scheme.num_points} points · "
             f"{m.input_size}px input · {sum(p.numel() for p in m.parameters()) / 1e6:.2f} M params · {det}")
 
@@ -235,52 +225,60 @@ def _predict_in_boxes(fl: FaceLandmarker, img: np.ndarray, boxes: np.ndarray, sc
 
 # ----------------------------------------------------------------------------------------- Predict
 @readable_errors
-def predict(image: str | None, scheme: str = "ibug68", model: str = "", refine: bool = True):
-    """Photo -> (drawing, summary, JSON result, download files)."""
+def predict(image: str | None, scheme: str = "ibug68", model: str = "", refine: bool = True,
+            min_score: float = YUNET_MIN_SCORE):
+    """Photo -> (drawing, summary, JSON result, downloads, faces table, faces to keep, the result)."""
     if image is None:
         raise gr.Error("Upload a photo first (or take one with the webcam).")
     fl = load_landmarker(model)
-    img = to_rgb_array(image, fl.max_pixels)
     if fl.detector is None:
         raise gr.Error("This model has no face detector available; use the Compare tab with known boxes.")
-    faces = run(fl, img, scheme=scheme, refine=bool(refine))
+    img = to_rgb_array(image, fl.max_pixels)
+    faces = run(fl, img, scheme=scheme, refine=bool(refine), min_score=float(min_score))
+    meta = {"model": (model or "").strip() or DEFAULT_MODEL or "bundled default", "scheme": faces.scheme,
+            "detector": faces.detector, "min_score": float(min_score), "refine": bool(refine)}
+    shown = {"image": img, "name": _name(image), "faces": faces, "meta": meta, "note": fl.detector.fallback_reason}
+    keep = list(range(len(faces)))
+    choices = [(f"face {i + 1} · score {s:.2f}", i) for i, s in enumerate(faces.scores)]
+    return (*show_prediction(shown, keep), gr.CheckboxGroup(choices=choices, value=keep, visible=len(faces) > 1),
+            shown)
+
+
+@readable_errors
+def keep_faces(shown: dict | None, keep: list[int] | None):
+    """The result without the faces left out of ``keep``: drawing, summary, JSON and downloads rebuilt."""
+    if not shown:
+        raise gr.Error("Find the landmarks of a photo first.")
+    return show_prediction(shown, keep or [])
+
+
+def show_prediction(shown: dict, keep: list[int]):
+    """(drawing, summary, JSON result, downloads, faces table) of the faces ``keep`` of a prediction."""
+    faces, meta, name = shown["faces"], shown["meta"], shown["name"]
+    keep = sorted(int(i) for i in keep if 0 <= int(i) < len(faces))
+    kept = faces.take(keep)
+    drawn = shown["image"]
+    if len(kept):
+        drawn = draw_landmarks(drawn, kept.landmarks, kept.scheme, boxes=kept.boxes)
+        drawn = draw_captions(drawn, kept.boxes, [f"{i + 1}: {s:.2f}" for i, s in zip(keep, kept.scores)])
+    result = prediction_document([(name, kept)], {"facelm": facelm_version, **meta})
+    files = [str(f) for f in prediction_files(_tmpdir("predict"), name, kept, {"facelm": facelm_version, **meta})]
+    table = [[i + 1, round(float(faces.scores[i]), 3),
+              round(float(min(faces.boxes[i, 2] - faces.boxes[i, 0], faces.boxes[i, 3] - faces.boxes[i, 1]))),
+              "yes" if i in keep else "dropped"] for i in range(len(faces))]
     sch = get_scheme(faces.scheme)
-    h, w = img.shape[:2]
-    drawn = draw_landmarks(img, faces.landmarks, sch, boxes=faces.boxes) if len(faces) else img
-    name = _name(image)
-    result = {"image": name, "width": w, "height": h, "scheme": sch.name,
-              "model": (model or "").strip() or DEFAULT_MODEL or "bundled default",
-              "faces": [{"box": b.tolist(), "score": float(s), "landmarks": p.tolist()}
-                        for p, b, s in zip(faces.landmarks, faces.boxes, faces.scores)]}
-    files = prediction_files(result, faces, name, w, h) if len(faces) else []
+    w, h = faces.image_size
+    note = f"\n\nYuNet is not available here ({shown['note']})." if shown.get("note") else ""
     if len(faces):
-        summary = (f"### Found {len(faces)} face{'s' * (len(faces) > 1)}\n"
-                   f"{sch.num_points} points each ({sch.name}) on a {w}×{h} photo. "
-                   "Downloads: JSON, dlib XML, COCO keypoints and 300-W `.pts`.")
+        dropped = f" ({len(faces) - len(kept)} dropped from the downloads)" if len(kept) < len(faces) else ""
+        summary = (f"### Found {len(faces)} face{'s' * (len(faces) > 1)}{dropped}\n"
+                   f"{sch.num_points} points each ({sch.name}) on a {w}×{h} photo; face detector: "
+                   f"`{faces.detector}`, scores ≥ {meta['min_score']:.2f}. "
+                   "Downloads: JSON, dlib XML, COCO keypoints and 300-W `.pts`." + note)
     else:
-        summary = "### No face found\nTry a larger, more frontal face, or crop the photo around it."
-    return drawn, summary, result, files
-
-
-def prediction_files(result: dict, faces, name: str, w: int, h: int) -> list[str]:
-    out = _tmpdir("predict")
-    stem = Path(name).stem or "image"
-    aset = AnnotationSet(images=[AnnotatedImage(path=name, width=w, height=h,
-                                                faces=[Face(p, b) for p, b in zip(faces.landmarks, faces.boxes)])],
-                         scheme=faces.scheme, name="facelm prediction")
-    (out / f"{stem}_landmarks.json").write_text(json.dumps(result, indent=1))
-    write_annotations(aset, out / f"{stem}.xml", precision=None)
-    write_annotations(aset, out / f"{stem}_coco.json")
-    if len(faces) == 1:
-        write_annotations(aset, out / f"{stem}.pts")
-    else:
-        import zipfile
-
-        from facelm.io.pts import format_pts
-        with zipfile.ZipFile(out / f"{stem}_pts.zip", "w") as z:
-            for k, p in enumerate(faces.landmarks, 1):
-                z.writestr(f"{stem}_{k}.pts", format_pts(p))
-    return sorted(str(p) for p in out.iterdir())
+        summary = (f"### No face found\nFace detector: `{faces.detector}`, scores ≥ {meta['min_score']:.2f}. "
+                   "Lower the threshold, or try a larger, more frontal face." + note)
+    return drawn, summary, result, files, table
 
 
 # ----------------------------------------------------------------------------------------- Compare
@@ -671,10 +669,13 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                     photo = PhotoInput(label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"],
                                        height=380, elem_id="flm-photo")
                     scheme_in = gr.Radio(SCHEMES, value="ibug68", label="Landmark scheme")
-                    # On by default here: with detector boxes it cuts 300-W validation NME from 3.53 to 3.39 %, and
-                    # its cost (3x the model's ~10 ms per face) is small beside the detector's 200-280 ms per photo.
+                    # On by default, as FaceLandmarker's "auto" does for detected faces (docs/detection.md).
                     refine_in = gr.Checkbox(True, label="Refine (second stage framed on the first prediction: "
                                                         "more accurate, 3x the model time)")
+                    min_score_in = gr.Slider(0.3, 1.0, value=YUNET_MIN_SCORE, step=0.01, label="Detection threshold",
+                                             info="Keep faces the YuNet detector scores at least this (0-1; "
+                                                  "lower finds more faces and more false ones)",
+                                             elem_id="flm-min-score")
                     predict_btn = gr.Button("Find landmarks", variant="primary", size="lg", elem_id="flm-predict")
                     if _examples():
                         gr.Examples(_examples(), inputs=photo, label="Try a photo from 300-W (AFW)")
@@ -682,7 +683,14 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                     drawn_out = gr.Image(label="Landmarks", type="numpy", height=380, interactive=False,
                                          format="png", elem_id="flm-drawn")
                     predict_md = gr.Markdown("Upload a photo: every face gets its landmarks.", elem_id="flm-predict-md")
+                    keep_in = gr.CheckboxGroup([], label="Faces to keep in the downloads", visible=False,
+                                               elem_id="flm-keep")
+                    faces_table = gr.Dataframe(headers=["face", "score", "size (px)", "kept"],
+                                               datatype=["number", "number", "number", "str"], interactive=False,
+                                               label="Faces found (score: the detector's confidence)",
+                                               max_height=220, elem_id="flm-faces")
                     files_out = gr.File(label="Downloads", file_count="multiple", interactive=False, visible=False)
+                    shown_state = gr.State(None)
                     with gr.Accordion("Result as JSON", open=False):
                         json_out = gr.JSON(label="Result")
 
@@ -810,8 +818,12 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
     model_in.submit(load_model_markdown, model_in, model_md, api_name=False)
 
     show_files = dict(fn=lambda f: gr.File(visible=bool(f)), api_name=False, show_progress="hidden")
-    predict_btn.click(predict, [photo, scheme_in, model_in, refine_in], [drawn_out, predict_md, json_out, files_out],
-                      api_name="predict").then(inputs=files_out, outputs=files_out, **show_files)
+    shown_out = [drawn_out, predict_md, json_out, files_out, faces_table]
+    predict_btn.click(predict, [photo, scheme_in, model_in, refine_in, min_score_in],
+                      [*shown_out, keep_in, shown_state], api_name="predict") \
+        .then(inputs=files_out, outputs=files_out, **show_files)
+    keep_in.input(keep_faces, [shown_state, keep_in], shown_out, api_name="keep_faces") \
+        .then(inputs=files_out, outputs=files_out, **show_files)
 
     cmp_btn.click(compare, [cmp_data, cmp_index, model_in], [cmp_img, cmp_table, cmp_md], api_name="compare")
     cmp_index.release(compare, [cmp_data, cmp_index, model_in], [cmp_img, cmp_table, cmp_md], api_name=False)

@@ -138,7 +138,7 @@ def load_faces(data: Path, n: int, split: str = "validation") -> tuple[list[Benc
     return faces, list(images.values())
 
 
-def _time_per_item(fn: Callable[[object], np.ndarray], items: list, warmup: int = 5,
+def time_per_item(fn: Callable[[object], np.ndarray], items: list, warmup: int = 5,
                    passes: int = PASSES) -> tuple[float, list[np.ndarray]]:
     """ms per item of the fastest of ``passes`` passes over ``items`` (as timeit does: slower passes
     measure other processes on the machine, not ``fn``), and the outputs."""
@@ -166,7 +166,7 @@ def bench_facelm(model: object, faces: list[BenchFace], backend: str, threads: i
     fl = FaceLandmarker(model, detector=None, backend=backend, num_threads=threads, onnx_file=onnx_file, refine=refine)
     name = f"facelm {label or backend}, batch {batch}, {threads} thread{'s' if threads > 1 else ''}"
     if batch == 1:
-        ms, preds = _time_per_item(lambda f: fl.predict(f.image, boxes=f.box).landmarks[0], faces)
+        ms, preds = time_per_item(lambda f: fl.predict(f.image, boxes=f.box).landmarks[0], faces)
         return Row(name, ms, 1000 / ms, _nme_pct(preds, faces))
     s = fl.input_size
 
@@ -177,7 +177,7 @@ def bench_facelm(model: object, faces: list[BenchFace], backend: str, threads: i
         return np.stack([transform_points(p, invert(m)) for p, m in zip(pts, mats)])
 
     # one warm-up run: first calls allocate and pick kernels
-    ms, (preds,) = _time_per_item(lambda _: run_all(), [None], warmup=1)
+    ms, (preds,) = time_per_item(lambda _: run_all(), [None], warmup=1)
     ms /= len(faces)
     return Row(name, ms, 1000 / ms, _nme_pct(preds, faces))
 
@@ -200,7 +200,7 @@ def bench_dlib(faces: list[BenchFace], predictor_path: Path) -> list[Row]:
     for name, box_of in (("dlib shape_predictor_68, same box", lambda f: f.box),
                          ("dlib shape_predictor_68, box in dlib-detector framing",
                           lambda f: to_detector_framing.apply(f.box)[0])):
-        ms, preds = _time_per_item(run(box_of), faces)
+        ms, preds = time_per_item(run(box_of), faces)
         rows.append(Row(name, ms, 1000 / ms, _nme_pct(preds, faces), "1 thread (dlib is single-threaded)"))
     return rows
 
@@ -214,7 +214,7 @@ def bench_detectors(photos: list[np.ndarray], n: int) -> dict[str, float]:
     try:
         for name in available_detectors():
             det = get_detector(name)
-            ms, _ = _time_per_item(det.detect, photos[:n], warmup=2)
+            ms, _ = time_per_item(det.detect, photos[:n], warmup=2)
             out[name] = ms
     finally:
         cv2.setNumThreads(-1)

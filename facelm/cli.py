@@ -4,6 +4,7 @@
            [--scheme 68|15|5] [--overlay DIR] [--model M] [--backend torch|onnx] [--flip] [--[no-]refine]
     python -m facelm evaluate DATA... [--model M] [--norm interocular] [--boxes gt|detector] [--ced ced.png]
     python -m facelm export-onnx --out model.onnx [--model M] [--int8 [--calib DATA]]
+    python -m facelm download-detector      # YuNet's weights into the Hugging Face cache (online once)
 
 Exit status: 0 success; 1 some images could not be read (the rest are written, and each failure is
 named on stderr and in the JSON output); 2 bad arguments or input (a message, no traceback).
@@ -29,15 +30,6 @@ class InputImage:
     path: Path
     name: str
     """Relative name used for per-image outputs (overlays, .pts files): unique among the inputs."""
-
-
-@dataclass
-class Prediction:
-    image: InputImage
-    landmarks: np.ndarray
-    boxes: np.ndarray
-    scores: np.ndarray
-    size: tuple[int, int]
 
 
 def find_images(inputs: list[str]) -> list[InputImage]:
@@ -70,48 +62,13 @@ def _portable_path(image: Path, folder: Path) -> str:
     return image.relative_to(folder).as_posix() if image.is_relative_to(folder) else str(image)
 
 
-def write_json(preds: list[Prediction], errors: list[tuple[Path, str]], out: Path, meta: dict) -> None:
-    from .paths import atomic_write_text
-
-    def face(p: Prediction, i: int) -> dict:
-        return {"box": [round(float(v), 2) for v in p.boxes[i]], "score": round(float(p.scores[i]), 4),
-                "landmarks": np.round(p.landmarks[i].astype(np.float64), 2).tolist()}
-
-    doc = {**meta,
-           "images": [{"path": str(p.image.path), "width": p.size[0], "height": p.size[1],
-                       "faces": [face(p, i) for i in range(len(p.landmarks))]} for p in preds],
-           "errors": [{"path": str(path), "error": msg} for path, msg in errors]}
-    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
-
-
-def to_annotation_set(preds: list[Prediction], scheme: str, folder: Path, name: str):
-    from .annotation import AnnotatedImage, AnnotationSet, Face
-    images = [AnnotatedImage(_portable_path(p.image.path, folder), [Face(lm, b) for lm, b in zip(p.landmarks, p.boxes)],
-                             width=p.size[0], height=p.size[1]) for p in preds]
-    return AnnotationSet(images=images, scheme=scheme, name=name, comment="predicted by facelm", root=str(folder))
-
-
-def write_pts_files(preds: list[Prediction], out: Path) -> None:
-    """One 300-W .pts per face: ``NAME.pts`` for a single face, ``NAME_1.pts``, ``NAME_2.pts``, ...
-    for several (300-W names its per-face crops the same way)."""
-    from .io import write_pts
-    from .paths import safe_join
-    for p in preds:
-        stem = Path(p.image.name).with_suffix("")
-        n = len(p.landmarks)
-        for i, lm in enumerate(p.landmarks, 1):
-            target = safe_join(out, f"{stem.as_posix()}{'' if n == 1 else f'_{i}'}.pts")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_pts(target, lm)
-
-
-def save_overlay(image: np.ndarray, pred: Prediction, scheme: str, folder: Path) -> None:
+def save_overlay(image: np.ndarray, im: InputImage, faces, scheme: str, folder: Path) -> None:
     from PIL import Image
 
     from .draw import draw_landmarks
     from .paths import safe_join
-    canvas = draw_landmarks(image, pred.landmarks, scheme, boxes=pred.boxes) if len(pred.landmarks) else image
-    target = safe_join(folder, Path(pred.image.name).with_suffix(".jpg").as_posix())
+    canvas = draw_landmarks(image, faces.landmarks, scheme, boxes=faces.boxes) if len(faces) else image
+    target = safe_join(folder, Path(im.name).with_suffix(".jpg").as_posix())
     target.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(canvas).save(target, quality=90)
 
@@ -127,8 +84,9 @@ def cmd_predict(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from . import __version__
+    from . import prediction_export as export
     from .image import to_rgb_array
-    from .landmarker import FaceLandmarker
+    from .landmarker import FaceLandmarker, Faces
     from .schemes import get_scheme
     fmt = _output_format(a)
     out = Path(a.out)
@@ -138,42 +96,52 @@ def cmd_predict(a: argparse.Namespace) -> int:
         raise FacelmError(f"--out {out} is a file; --format pts writes a folder of .pts files")
     images = find_images(a.inputs)
     fl = FaceLandmarker.from_pretrained(a.model, detector=a.detector, backend=a.backend, flip_test=a.flip,
-                                        refine=a.refine)
+                                        refine=a.refine, min_score=a.min_score, min_face=a.min_face)
     scheme = get_scheme(a.scheme).name if a.scheme else fl.scheme.name
-    preds: list[Prediction] = []
-    errors: list[tuple[Path, str]] = []
+    preds: list[tuple[InputImage, Faces]] = []
+    errors: list[tuple[str, str]] = []
     overlay = Path(a.overlay) if a.overlay else None
     for im in tqdm(images, unit="img", desc="predict", disable=a.quiet or None, file=sys.stderr):
         try:
             img = to_rgb_array(im.path)
         except FacelmError as e:
-            errors.append((im.path, str(e)))
+            errors.append((str(im.path), str(e)))
             tqdm.write(f"skipped: {e}", file=sys.stderr)
             continue
         faces = fl.predict(img, scheme=scheme)
-        pred = Prediction(im, faces.landmarks, faces.boxes, faces.scores, faces.image_size)
-        preds.append(pred)
+        preds.append((im, faces))
         if overlay is not None:
-            save_overlay(img, pred, scheme, overlay)
+            save_overlay(img, im, faces, scheme, overlay)
+    detector = fl.detector.name if fl.detector is not None else None
     if fmt == "json":
-        meta = {"facelm": __version__, "model": str(a.model or "default"), "scheme": scheme,
-                "detector": a.detector, "flip_test": a.flip, "refine": fl.refine,
-                "coordinates": "0-based pixels, x then y; box x1, y1, x2, y2"}
+        meta = {"facelm": __version__, "model": str(a.model or "default"), "scheme": scheme, "detector": detector,
+                "min_score": fl.min_score if fl.min_score is not None else getattr(fl.detector, "min_score", None),
+                "min_face": fl.min_face, "flip_test": a.flip, "refine": fl.refine}
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_json(preds, errors, out, meta)
+        export.write_json(export.prediction_document([(str(im.path), f) for im, f in preds], meta, errors), out)
     elif fmt == "pts":
         out.mkdir(parents=True, exist_ok=True)  # even when no face was found: the run did succeed
-        write_pts_files(preds, out)
+        for im, faces in preds:
+            export.write_pts_files(out, im.name, faces)
     else:
         from .io import write_annotations
         out.parent.mkdir(parents=True, exist_ok=True)
-        aset = to_annotation_set(preds, scheme, out.parent, "facelm predictions")
+        aset = export.annotation_set([(_portable_path(im.path, out.parent), f) for im, f in preds],
+                                     root=str(out.parent))
         write_annotations(aset, out, {"xml": "dlib_xml", "coco": "coco"}[fmt])
-    n_faces = sum(len(p.landmarks) for p in preds)
+    n_faces = sum(len(f) for _, f in preds)
     if not a.quiet:
-        print(f"{len(preds)} images, {n_faces} faces -> {out}" + (f" ({len(errors)} unreadable)" if errors else ""),
-              file=sys.stderr)
+        print(f"{len(preds)} images, {n_faces} faces -> {out} (face detector: {detector})"
+              + (f" ({len(errors)} unreadable)" if errors else ""), file=sys.stderr)
     return 1 if errors else 0
+
+
+def cmd_download_detector(a: argparse.Namespace) -> int:
+    from .detect.yunet_weights import HUB_FILE, HUB_REPO, cached_or_downloaded, check_sha256
+    filename = a.filename or HUB_FILE
+    path = check_sha256(cached_or_downloaded(filename, a.revision))
+    print(f"YuNet face detector ({HUB_REPO}/{filename}) is in the Hugging Face cache: {path}")
+    return 0
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
@@ -231,6 +199,16 @@ def cmd_export_onnx(a: argparse.Namespace) -> int:
     return 0
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .bench import DEFAULT_DATA
     from .photo_evaluation import SPLITS
@@ -245,8 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="second stage: two crops framed on the first prediction (one turned upright), "
                             "averaged (default: on for the detector's faces, off for given boxes)")
         q.add_argument("--detector", default="default",
-                       help="face detector: default (= haar), haar, haar_frontal (3x faster), "
-                            "dlib (needs pip install dlib-bin)")
+                       help="face detector: default (yunet when its weights are found, else haar), yunet, haar, "
+                            "haar_frontal, dlib (needs pip install dlib-bin)")
+        q.add_argument("--min-score", type=_non_negative, default=None,
+                       help="keep detected faces scoring at least this (default: the detector's own threshold)")
+        q.add_argument("--min-face", type=_non_negative, default=0.0, metavar="PX",
+                       help="keep detected faces whose box's short side is at least this many pixels")
         q.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     q = sub.add_parser("predict", help="landmarks of every face in images or folders of images")
@@ -282,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: ../shared/data/300w)")
     q.add_argument("--calib-faces", type=int, default=256)
     q.set_defaults(func=cmd_export_onnx)
+
+    q = sub.add_parser("download-detector", help="fetch the YuNet face detector's weights into the Hugging Face "
+                                                 "cache (needs the network once)")
+    q.add_argument("--filename", default=None, help="file in the Hub repo (default: the release facelm knows)")
+    q.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
+    q.set_defaults(func=cmd_download_detector)
 
     from .publish import add_publish_parser
     add_publish_parser(sub)

@@ -204,6 +204,22 @@ def draw_landmarks(image: np.ndarray, landmarks: np.ndarray, scheme: str | Schem
     return canvas
 
 
+def draw_captions(image: np.ndarray, boxes: np.ndarray, texts: Sequence[str], color: Color = BOX_COLOR) -> np.ndarray:
+    """A new RGB uint8 image with ``texts[i]`` written just above box i (x1, y1, x2, y2), e.g. each
+    face's number and detection score; the text is sized to the box, outlined to stay legible."""
+    canvas = to_rgb(image)
+    for box, text in zip(np.asarray(boxes, np.float64).reshape(-1, 4), texts):
+        if not np.isfinite(box).all() or np.abs(box).max() > _MAX_COORD:
+            continue
+        scale = float(np.clip((box[2] - box[0]) / 110.0, 0.35, 1.2))
+        (_, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        x = int(round(max(box[0], 0)))
+        y = int(round(box[1] - 4)) if box[1] - 4 - th >= 0 else int(round(box[1] + th + 4))
+        cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, tuple(color), 1, cv2.LINE_AA)
+    return canvas
+
+
 def worst_points(gt: np.ndarray, pred: np.ndarray, k: int) -> list[np.ndarray]:
     """Per face, the indices of the ``k`` points with the largest pixel error (points without GT excluded)."""
     dist = np.linalg.norm(_as_faces(pred) - _as_faces(gt), axis=-1)

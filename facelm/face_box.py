@@ -8,6 +8,8 @@ How far the estimate is off: docs/results.md#face-boxes-from-fewer-points (well 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .annotation import landmark_box
@@ -32,6 +34,29 @@ def face_box(points: np.ndarray, scheme: str | Scheme) -> np.ndarray:
     return np.stack([cx - kw * s / 2, cy - kh * s / 2, cx + kw * s / 2, cy + kh * s / 2], axis=-1).astype(np.float32)
 
 
+def upright_box(points: np.ndarray, eyes: np.ndarray,
+                box_of: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The box ``box_of`` draws around (…, K, 2) ``points`` in the frame where ``eyes`` (…, 2, 2),
+    the subject's right eye first, are level, and the (…,) roll in degrees that
+    :func:`facelm.crop.crop_matrix` takes as ``rotation_deg`` to cut the face upright. ``box_of``
+    maps level points (about their centre) to (…, 4) boxes in that frame. Missing eyes give roll 0."""
+    pts = np.asarray(points, dtype=np.float64)
+    d = np.asarray(eyes, np.float64)[..., 1, :] - np.asarray(eyes, np.float64)[..., 0, :]
+    roll = np.nan_to_num(np.arctan2(d[..., 1], d[..., 0]))
+    c, s = np.cos(roll), np.sin(roll)
+    centre = np.nanmean(pts, axis=-2)
+    qx, qy = pts[..., 0] - centre[..., 0, None], pts[..., 1] - centre[..., 1, None]
+    # The same rotation as crop_matrix's, [[c, s], [-s, c]], about the points' centre.
+    cp, sp = c[..., None], s[..., None]
+    level = np.stack([cp * qx + sp * qy, -sp * qx + cp * qy], axis=-1)
+    box = np.asarray(box_of(level), np.float64)
+    mx, my = (box[..., 0] + box[..., 2]) / 2, (box[..., 1] + box[..., 3]) / 2
+    cx, cy = centre[..., 0] + c * mx - s * my, centre[..., 1] + s * mx + c * my
+    hw, hh = (box[..., 2] - box[..., 0]) / 2, (box[..., 3] - box[..., 1]) / 2
+    out = np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=-1).astype(np.float32)
+    return out, np.degrees(roll).astype(np.float32)
+
+
 def upright_face_box(points: np.ndarray, scheme: str | Scheme) -> tuple[np.ndarray, np.ndarray]:
     """The face box of (…, K, 2) landmarks in the frame where the eyes are level.
 
@@ -40,18 +65,4 @@ def upright_face_box(points: np.ndarray, scheme: str | Scheme) -> tuple[np.ndarr
     ``rotation_deg`` to cut the face upright. A face whose eyes are missing gets roll 0."""
     scheme = get_scheme(scheme)
     pts = np.asarray(points, dtype=np.float64)
-    eyes = scheme.pupil_points(pts)
-    d = eyes[..., 1, :] - eyes[..., 0, :]
-    roll = np.nan_to_num(np.arctan2(d[..., 1], d[..., 0]))
-    c, s = np.cos(roll), np.sin(roll)
-    centre = np.nanmean(pts, axis=-2)
-    qx, qy = pts[..., 0] - centre[..., 0, None], pts[..., 1] - centre[..., 1, None]
-    # The same rotation as crop_matrix's, [[c, s], [-s, c]], about the points' centre.
-    cp, sp = c[..., None], s[..., None]
-    level = np.stack([cp * qx + sp * qy, -sp * qx + cp * qy], axis=-1)
-    box = face_box(level, scheme).astype(np.float64)
-    mx, my = (box[..., 0] + box[..., 2]) / 2, (box[..., 1] + box[..., 3]) / 2
-    cx, cy = centre[..., 0] + c * mx - s * my, centre[..., 1] + s * mx + c * my
-    hw, hh = (box[..., 2] - box[..., 0]) / 2, (box[..., 3] - box[..., 1]) / 2
-    out = np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=-1).astype(np.float32)
-    return out, np.degrees(roll).astype(np.float32)
+    return upright_box(pts, scheme.pupil_points(pts), lambda level: face_box(level, scheme))

@@ -46,6 +46,8 @@ class Faces:
     image_size: tuple[int, int] = (0, 0)
     """(width, height) of the image."""
     extras: dict = field(default_factory=dict)
+    detector: str | None = None
+    """Name of the face detector that found the faces ("yunet", "haar", ...); None for given boxes."""
 
     def __len__(self) -> int:
         return int(self.landmarks.shape[0])
@@ -53,6 +55,13 @@ class Faces:
     def to_annotation(self, path: str) -> AnnotatedImage:
         return AnnotatedImage(path=path, faces=[Face(l, b) for l, b in zip(self.landmarks, self.boxes)],
                               width=self.image_size[0], height=self.image_size[1])
+
+    def take(self, keep: object) -> "Faces":
+        """The faces at the indices (or boolean mask) ``keep``, e.g. to drop faces from a result."""
+        idx = np.asarray(keep)
+        idx = idx.astype(np.int64) if idx.dtype != bool else idx
+        return Faces(self.landmarks[idx], self.boxes[idx], self.scores[idx], self.scheme, self.image_size,
+                     dict(self.extras), self.detector)
 
 
 def _as_boxes(boxes: object, width: int, height: int) -> np.ndarray:
@@ -82,25 +91,42 @@ def _check_refine(refine: object) -> Refine:
     return refine  # type: ignore[return-value]
 
 
+def _check_min(name: str, value: object, allow_none: bool) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a number >= 0{' or None' if allow_none else ''}; got {value!r}")
+    return float(value)
+
+
 class FaceLandmarker:
     """A landmark model plus a face detector. ``flip_test`` averages with the mirrored crop;
     ``refine`` adds a second stage framed on the first prediction (3x the model time; more accurate
     with any box, and robust to loose boxes and tilted heads). ``"auto"`` (the default) refines the
-    faces the detector found and not the boxes a caller gives: a detector's boxes are loose, and
-    beside the detector's own time the second stage costs little (on 300-W validation faces with the
-    default detector: 3.53 -> 3.39 % NME, 8-20 ms more per face beside 200-280 ms of detection per photo)."""
+    faces the detector found and not the boxes a caller gives: a detector's boxes are loose.
+    ``upright_first`` frames the first pass with the eyes level for detectors that find five points
+    (YuNet); off by default, as it measured no better than the detector's box (docs/detection.md).
+
+    ``min_score`` keeps the detector's faces scoring at least that (None: the detector's own
+    default, ``detector.min_score``); ``min_face`` those whose box's short side is at least that many
+    pixels. Both can be changed per :meth:`predict` call. Accuracy and speed: docs/detection.md."""
 
     def __init__(self, model: LandmarkModel, detector: object | None = "default", backend: Backend = "torch",
                  flip_test: bool = False, refine: Refine = "auto", num_threads: int | None = None,
-                 max_pixels: int = MAX_PIXELS, onnx_file: str | os.PathLike | None = None):
+                 max_pixels: int = MAX_PIXELS, onnx_file: str | os.PathLike | None = None,
+                 min_score: float | None = None, min_face: float = 0.0, upright_first: bool = False):
         self.model = model.eval()
         self.scheme = get_scheme(model.scheme)
-        if isinstance(detector, str):  # "default", "haar", "dlib", ...
+        if isinstance(detector, str):  # "default", "yunet", "haar", "dlib", ...
             from .detect import get_detector
             detector = get_detector(detector)
         self.detector = detector
         self.flip_test = flip_test
         self.refine = _check_refine(refine)
+        self.min_score = _check_min("min_score", min_score, allow_none=True)
+        self.min_face = _check_min("min_face", min_face, allow_none=False)
+        self.upright_first = bool(upright_first)
         self.max_pixels = max_pixels
         self.backend = backend
         self.num_threads = num_threads
@@ -170,24 +196,49 @@ class FaceLandmarker:
         return (pts[:n] + pts[n:]) / 2, box
 
     # -- the public call --------------------------------------------------------------------------
+    def detect(self, image: ImageLike, min_score: float | None = None, min_face: float | None = None):
+        """The detector's faces (:class:`facelm.detect.DetectedFaces`) that pass the score and size
+        thresholds (arguments override the landmarker's own, see the class docstring)."""
+        if self.detector is None:
+            raise ValueError("no face detector configured: pass boxes=")
+        from .detect import DetectedFaces
+        if hasattr(self.detector, "find"):
+            found = self.detector.find(image)
+        else:  # any object with detect(image) -> (boxes, scores) will do
+            boxes, scores = self.detector.detect(image)
+            found = DetectedFaces(np.asarray(boxes, np.float32).reshape(-1, 4),
+                                  np.asarray(scores, np.float32).reshape(-1))
+        score = self.min_score if min_score is None else _check_min("min_score", min_score, allow_none=False)
+        if score is None:
+            score = getattr(self.detector, "min_score", None)
+        size = self.min_face if min_face is None else _check_min("min_face", min_face, allow_none=False)
+        short_side = np.minimum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
+        keep = short_side >= size
+        if score is not None:
+            keep &= found.scores >= score
+        return found.take(keep)
+
     def predict(self, image: ImageLike, boxes: object | None = None, scheme: str | None = None,
-                refine: Refine | None = None) -> Faces:
+                refine: Refine | None = None, min_score: float | None = None,
+                min_face: float | None = None) -> Faces:
         """Landmarks of every face. ``boxes`` (N, 4) x1, y1, x2, y2 skip the detector; boxes are
         best given as a tight box around the face from brows to chin (as 300-W's bb_ground_truth).
-        ``refine`` overrides the landmarker's setting for this call; refined faces report the box
-        the second stage was framed on (the first answer's face box), not the detector's."""
+        ``refine``, ``min_score`` and ``min_face`` override the landmarker's settings for this call;
+        refined faces report the box the second stage was framed on (the first answer's face box),
+        not the detector's."""
         img = to_rgb_array(image, self.max_pixels)
         h, w = img.shape[:2]
+        rolls = None
+        detector = None
         if boxes is None:
-            if self.detector is None:
-                raise ValueError("no face detector configured: pass boxes=")
-            det_boxes, scores = self.detector.detect(img)
-            b = np.asarray(det_boxes, np.float32).reshape(-1, 4)
-            scores = np.asarray(scores, np.float32).reshape(-1)
+            found = self.detect(img, min_score, min_face)
+            b, scores = found.boxes, found.scores
+            detector = getattr(self.detector, "name", type(self.detector).__name__)
+            first, rolls = found.upright if self.upright_first and found.upright is not None else (b, None)
         else:
-            b = _as_boxes(boxes, w, h)
+            b = first = _as_boxes(boxes, w, h)
             scores = np.ones(len(b), np.float32)
-        pts = self._landmarks_from_boxes(img, b)
+        pts = self._landmarks_from_boxes(img, first, rolls)
         mode = self.refine if refine is None else _check_refine(refine)
         if (boxes is None if mode == "auto" else mode) and len(b):
             pts, b = self._refined(img, pts)
@@ -195,4 +246,4 @@ class FaceLandmarker:
         if scheme is not None and get_scheme(scheme).name != self.scheme.name:
             pts = convert(pts, self.scheme, scheme)
             out_scheme = get_scheme(scheme).name
-        return Faces(pts.astype(np.float32), b.astype(np.float32), scores, out_scheme, (w, h))
+        return Faces(pts.astype(np.float32), b.astype(np.float32), scores, out_scheme, (w, h), detector=detector)

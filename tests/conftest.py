@@ -13,6 +13,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FACELM_SHARED_DATA", REPO.parent / "shared" / "data"))
+YUNET_FILE = SHARED_DATA / "models" / "yunet" / "face_detection_yunet_2026may.onnx"
+# The default detector is YuNet wherever its weights are found; CI is offline with an empty Hugging
+# Face cache, so the tests point it at the shared copy (the library itself never looks there).
+if YUNET_FILE.is_file():
+    os.environ.setdefault("FACELM_YUNET", str(YUNET_FILE))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,3 +48,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def yunet_file() -> Path:
+    """The shared copy of YuNet's ONNX file (tests never download it)."""
+    if not YUNET_FILE.is_file():
+        pytest.skip(f"YuNet's weights not found at {YUNET_FILE} (see shared/data/models/yunet/README.md)")
+    return YUNET_FILE

@@ -39,32 +39,54 @@ def _error(excinfo) -> str:
 
 def test_endpoints_are_named(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {"/predict", "/compare", "/compare_upload", "/evaluate", "/annotate_load", "/save_edit", "/export",
+    assert {"/predict", "/keep_faces", "/compare", "/compare_upload", "/evaluate", "/annotate_load", "/save_edit", "/export",
             "/annotate_next", "/annotate_resume", "/load_model", "/retrain_command"} <= names
 
 
 def test_predict_real_face(client, shared_data):
     img = shared_data / f"{FACE}.jpg"
-    drawn, summary, result, files = client.predict(handle_file(str(img)), "ibug68", "", False, api_name="/predict")
+    drawn, summary, result, files, table, keep = client.predict(handle_file(str(img)), "ibug68", "", False, 0.58,
+                                                                api_name="/predict")
     assert Path(drawn).is_file()
-    assert "Found" in summary
-    assert result["width"] == 480 and result["scheme"] == "ibug68"
-    assert len(result["faces"]) >= 1
-    pts = np.asarray(result["faces"][0]["landmarks"], np.float32)
+    assert "Found" in summary and "yunet" in summary  # the tests point FACELM_YUNET at the shared weights
+    assert result["scheme"] == "ibug68" and result["detector"] == "yunet"
+    image = result["images"][0]
+    assert image["width"] == 480 and len(image["faces"]) >= 1
+    pts = np.asarray(image["faces"][0]["landmarks"], np.float32)
     assert pts.shape == (68, 2)
     gt = read_pts(shared_data / f"{FACE}.pts")
     # The detected face is the annotated one, and the points are where a face's points go.
     assert nme(pts, gt, "ibug68")[0] < 0.25
+    # Each face's score is shown in the table, as in the JSON.
+    assert [row[1] for row in table["data"]] == [round(f["score"], 3) for f in image["faces"]]
     suffixes = sorted(Path(f).suffix for f in files)
     assert suffixes == [".json", ".json", ".pts", ".xml"]
     xml = next(f for f in files if f.endswith(".xml"))
     np.testing.assert_array_equal(read_annotations(xml).images[0].faces[0].landmarks, pts)
 
 
-def test_predict_other_scheme(client, shared_data):
-    _, _, result, files = client.predict(handle_file(str(shared_data / f"{FACE}.jpg")), "celeba5", "", False,
-                                         api_name="/predict")
-    assert np.asarray(result["faces"][0]["landmarks"]).shape == (5, 2)
+def test_predict_threshold_and_dropped_faces(client, shared_data):
+    """A group photo: a higher threshold keeps fewer faces; faces dropped by the user leave the downloads."""
+    photo = handle_file(str(shared_data / "dlib_examples_faces" / "2008_002470.jpg"))
+    _, _, result, files, table, keep = client.predict(photo, "ibug68", "", False, 0.5, api_name="/predict")
+    faces = result["images"][0]["faces"]
+    # The faces to keep: every face at first, each labelled with its score.
+    assert len(faces) >= 6 and keep["value"] == list(range(len(faces)))
+    assert [label for label, _ in keep["choices"]][0] == f"face 1 · score {faces[0]['score']:.2f}"
+    assert any(f.endswith("_pts.zip") for f in files)
+    ranked = sorted(f["score"] for f in faces)
+    cut = (ranked[len(faces) // 2 - 1] + ranked[len(faces) // 2]) / 2  # between two scores: no rounding tie
+    _, _, strict, _, _, _ = client.predict(photo, "ibug68", "", False, cut, api_name="/predict")
+    assert len(strict["images"][0]["faces"]) == sum(f["score"] >= cut for f in faces) < len(faces)
+    # The browser session holds the last prediction; drop all but faces 1 and 3 of it.
+    import gradio_client
+    session = gradio_client.Client(client.src, verbose=False)
+    session.predict(photo, "ibug68", "", False, 0.5, api_name="/predict")
+    drawn, summary, kept, files, table = session.predict([0, 2], api_name="/keep_faces")
+    assert "dropped" in summary and len(kept["images"][0]["faces"]) == 2
+    assert [row[3] for row in table["data"]].count("dropped") == len(table["data"]) - 2
+    coco = read_annotations(next(f for f in files if f.endswith("_coco.json")))
+    assert len(coco.images[0].faces) == 2
 
 
 def test_compare_returns_nme(client, served):
@@ -281,9 +303,9 @@ def test_bad_edits_are_refused(client, shared_data):
 
 
 def test_app_still_works_after_errors(client, shared_data):
-    *_, result, _ = client.predict(handle_file(str(shared_data / f"{FACE2}.jpg")), "ibug68", "", False,
-                                   api_name="/predict")
-    assert len(result["faces"]) >= 1
+    _, _, result, *_ = client.predict(handle_file(str(shared_data / f"{FACE2}.jpg")), "ibug68", "", False,
+                                      api_name="/predict")
+    assert len(result["images"][0]["faces"]) >= 1
 
 
 @pytest.mark.slow

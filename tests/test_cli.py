@@ -46,8 +46,8 @@ def test_predict_json_with_overlay_and_a_broken_file(photos, tmp_path):
     assert r.returncode == 1, r.stderr  # one unreadable input: the rest is written, the status says so
     assert "broken.png" in r.stderr and "Traceback" not in r.stderr
     doc = json.loads(out.read_text())
-    assert doc["scheme"] == "ibug68" and [e["path"] for e in doc["errors"]] == [str(broken)]
-    by_name = {Path(im["path"]).name: im for im in doc["images"]}
+    assert doc["scheme"] == "ibug68" and [e["image"] for e in doc["errors"]] == [str(broken)]
+    by_name = {Path(im["image"]).name: im for im in doc["images"]}
     assert set(by_name) == {"group.jpg", "face.jpg"}
     group = by_name["group.jpg"]
     assert (group["width"], group["height"]) == (500, 375) and len(group["faces"]) >= 2
@@ -71,11 +71,41 @@ def test_predict_xml_reads_back(photos, tmp_path):
     (["predict", "{photos}/group.jpg", "--out", "x.json", "--model", "/no/such/model"], "no such folder"),
     (["predict", "{photos}/group.jpg", "--out", "x.json", "--scheme", "98"], "unknown landmark scheme"),
     (["predict", "{photos}/group.jpg", "--out", "x.json", "--detector", "yolo"], "unknown face detector"),
+    (["predict", "{photos}/group.jpg", "--out", "x.json", "--min-score", "-1"], "must be a number >= 0"),
+    (["predict", "{photos}/group.jpg", "--out", "x.json", "--min-face", "big"], "not a number"),
 ])
 def test_user_errors_exit_2_without_traceback(photos, args, message, capsys):
-    code = main([a.replace("{photos}", str(photos)) for a in args])
+    try:
+        code = main([a.replace("{photos}", str(photos)) for a in args])
+    except SystemExit as e:  # argparse's own refusals
+        code = e.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_predict_names_the_detector_and_applies_thresholds(photos, tmp_path, capsys, yunet_file):
+    out = tmp_path / "p.json"
+    assert main(["predict", str(photos / "group.jpg"), "--out", str(out), "--no-refine"]) == 0
+    assert "face detector: yunet" in capsys.readouterr().err  # the default, with the weights found
+    doc = json.loads(out.read_text())
+    faces = doc["images"][0]["faces"]
+    assert doc["detector"] == doc["images"][0]["detector"] == "yunet" and len(faces) >= 2
+    from facelm.detect.yunet import MIN_SCORE
+    assert doc["min_score"] == MIN_SCORE and all(f["score"] >= MIN_SCORE for f in faces)  # the detector's default
+    sides = sorted(min(f["box"][2] - f["box"][0], f["box"][3] - f["box"][1]) for f in faces)
+    assert main(["predict", str(photos / "group.jpg"), "--out", str(out), "--no-refine", "-q",
+                 "--min-face", str((sides[0] + sides[-1]) / 2)]) == 0
+    assert 1 <= len(json.loads(out.read_text())["images"][0]["faces"]) < len(faces)
+    assert main(["predict", str(photos / "group.jpg"), "--out", str(out), "--no-refine", "-q",
+                 "--min-score", "0.999"]) == 0
+    assert json.loads(out.read_text())["images"][0]["faces"] == []
+
+
+def test_download_detector_offline_is_a_clear_error(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # read when huggingface_hub is imported: a subprocess
+    r = run_cli("download-detector", "--filename", "no_such_release.onnx")
+    assert r.returncode == 2 and "HF_HUB_OFFLINE" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_predict_pts_and_coco(photos, tmp_path):

@@ -77,7 +77,7 @@ def test_greedy_matches_one_to_one():
 
 def test_get_detector_names():
     assert get_detector(None) is None
-    assert isinstance(get_detector("default"), CombinedDetector)
+    assert isinstance(get_detector("haar"), CombinedDetector)  # "default" is tested in test_yunet.py
     frontal = get_detector("haar_frontal")
     assert isinstance(frontal, HaarDetector) and get_detector(frontal) is frontal
     with pytest.raises(FacelmError, match="unknown face detector"):

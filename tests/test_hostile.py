@@ -342,7 +342,7 @@ def test_app_refuses_hostile_inputs_and_keeps_serving(app, tmp_path: Path, secre
             client.predict(spec, 0, "", api_name="/compare")
     # Still serving normal requests.
     out = client.predict(handle_file(str(photo)), api_name="/predict")
-    assert isinstance(out[2], dict) and out[2]["width"] == 96
+    assert isinstance(out[2], dict) and out[2]["images"][0]["width"] == 96
     assert not any(p.name in ("outside", "b") for p in Path(app.annotations).parent.rglob("*"))
     client.close()
 

@@ -80,8 +80,8 @@ def test_detector_path_finds_the_annotated_face(faces_300w):
 
 @pytest.mark.slow
 def test_detector_faces_are_refined_by_default(faces_300w):
-    """``refine="auto"``: the detector's faces get the second stage (on all 153 validation faces with
-    the default detector: 3.53 -> 3.39 %), boxes a caller gives do not."""
+    """``refine="auto"``: the detector's faces get the second stage (its gain on the 153 validation
+    faces, with Haar and YuNet boxes: docs/detection.md), boxes a caller gives do not."""
     fl = FaceLandmarker.from_pretrained(detector="haar_frontal")
     assert fl.refine == "auto"
     auto, plain = [], []
@@ -95,7 +95,7 @@ def test_detector_faces_are_refined_by_default(faces_300w):
         np.testing.assert_array_equal(a.landmarks, fl.predict(ph.path, refine=True).landmarks)
     assert len(auto) >= 0.8 * len(faces_300w)
     # measured on these 29 faces (haar_frontal): 4.35 against 4.38 % (the model of commit 3fb2ad0:
-    # 4.20 against 4.39); the gain over all 153 is the figure above
+    # 4.20 against 4.39); the gain over all 153: docs/detection.md
     assert np.mean(auto) < np.mean(plain), (np.mean(auto), np.mean(plain))
     ph = faces_300w[0]
     given = fl.predict(ph.path, boxes=ph.boxes)

@@ -3,45 +3,57 @@
 Boxes come out in the landmark model's convention, the tight box of the 68 landmarks (see
 :mod:`facelm.detect.base`), so they can go straight to ``FaceLandmarker.predict(img, boxes=...)``.
 
-    det = get_detector()          # OpenCV Haar cascades (frontal + profile), always available
+    det = get_detector()          # YuNet when its weights are found, else OpenCV's Haar cascades
+    det = get_detector("yunet", model_file="face_detection_yunet_2023mar.onnx")
     det = get_detector("dlib")    # dlib HOG, when `pip install dlib-bin` is done
     boxes, scores = det.detect(img)
+    list_detectors()              # every registered name; available_detectors(): those usable here
 
-Refit the calibrations and measure detection rates: ``python -m facelm.detect calibrate --data DIR``.
-
-Measured on 300-W's 1207 AFW + HELEN-train photos (faces given a box with IoU > 0.5 to their
-landmark box; ms per photo of about 450 x 450 px, one thread of a shared AMD EPYC, from
-``python -m facelm.bench``):
-
-    =============  ==========  ======  ========
-    detector       300-W all   AFW     ms/photo
-    =============  ==========  ======  ========
-    haar_frontal   88.7%       84.9%   112
-    haar           91.1%       90.5%   293
-    dlib           94.9%       92.0%    71
-    =============  ==========  ======  ========
+Benchmark: ``python -m facelm.detect evaluate --wider DIR --data DIR``; refit the box calibrations:
+``python -m facelm.detect calibrate --data DIR``. Figures and the protocol: docs/detection.md.
 """
 from __future__ import annotations
 
+import fnmatch
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import FacelmError
-from .base import (BoxCalibration, CalibratedDetector, CombinedDetector, Detections, FaceDetector, RawDetections,
-                   box_iou, greedy_matches, group_windows, suppress)
+from .base import (BoxCalibration, CalibratedDetector, CombinedDetector, DetectedFaces, Detections, FaceDetector,
+                   RawDetections, box_iou, greedy_matches, group_windows, suppress)
 from .dlib_hog import DlibHogDetector, dlib_available
 from .haar import HaarDetector
+from .yunet import YuNetDetector
+from .yunet_weights import HOW_TO_GET, YuNetWeightsError, yunet_model_file
 
-__all__ = ["FaceDetector", "CalibratedDetector", "CombinedDetector", "BoxCalibration", "Detections", "RawDetections",
-           "HaarDetector", "DlibHogDetector", "get_detector", "available_detectors", "box_iou", "greedy_matches",
+__all__ = ["FaceDetector", "CalibratedDetector", "CombinedDetector", "BoxCalibration", "DetectedFaces", "Detections",
+           "RawDetections", "HaarDetector", "DlibHogDetector", "YuNetDetector", "YuNetWeightsError", "get_detector",
+           "list_detectors", "available_detectors", "register_detector", "box_iou", "greedy_matches",
            "group_windows", "suppress"]
 
-DEFAULT = "haar"
+log = logging.getLogger("facelm")
+
+_REGISTRY: dict[str, Callable[..., FaceDetector]] = {}
+_AVAILABLE: dict[str, Callable[[], bool]] = {}
 
 
+def register_detector(name: str, available: Callable[[], bool] = lambda: True):
+    """Decorator: register a detector factory under ``name`` (as timm's ``register_model``).
+    ``available`` says whether it can be built on this machine (an optional module, weights)."""
+    def add(fn: Callable[..., FaceDetector]) -> Callable[..., FaceDetector]:
+        _REGISTRY[name] = fn
+        _AVAILABLE[name] = available
+        return fn
+    return add
+
+
+@register_detector("haar_frontal")
 def haar_frontal(**kw: Any) -> HaarDetector:
     return HaarDetector("frontalface_alt2", name="haar_frontal", **kw)
 
 
+@register_detector("haar_profile")
 def haar_profile(**kw: Any) -> HaarDetector:
     # The profile cascade is slow (and runs twice, once mirrored); skipping faces under 10% of the
     # photo's short side halves its time and loses little: small faces in group photos are mostly frontal.
@@ -49,36 +61,67 @@ def haar_profile(**kw: Any) -> HaarDetector:
     return HaarDetector("profileface", both_sides=True, name="haar_profile", **kw)
 
 
+@register_detector("haar")
 def haar(**kw: Any) -> CombinedDetector:
-    """Frontal plus profile cascades: on 300-W's AFW + HELEN-train photos 91.1% of faces found
-    against 88.7% frontal only (AFW alone, with more turned heads: 90.5% against 84.9%), at about
-    three times the time (see calibrate.py)."""
+    """Frontal plus profile cascades: finds more turned heads than the frontal one alone, at about
+    three times its time (docs/detection.md)."""
     return CombinedDetector([haar_frontal(**kw), haar_profile(**kw)], name="haar")
 
 
-_FACTORIES = {
-    "haar": haar,
-    "haar_frontal": haar_frontal,
-    "haar_profile": haar_profile,
-    "dlib": DlibHogDetector,
-}
+def _yunet_found() -> bool:
+    try:
+        yunet_model_file(download=False)
+    except FacelmError:
+        return False
+    return True
+
+
+@register_detector("yunet", available=_yunet_found)
+def yunet(**kw: Any) -> YuNetDetector:
+    return YuNetDetector(**kw)
+
+
+register_detector("dlib", available=dlib_available)(DlibHogDetector)
+
+
+@register_detector("default")
+def default(**kw: Any) -> FaceDetector:
+    """YuNet when its weights are found (``FACELM_YUNET``, the Hugging Face cache, or the Hub when it
+    is reachable), else the Haar cascades, with one logged line saying why and how to get YuNet.
+    ``kw`` go to YuNet."""
+    try:
+        return YuNetDetector(**kw)
+    except FacelmError as e:
+        log.warning("face detector: using haar, not yunet: %s", e if HOW_TO_GET in str(e) else f"{e}; {HOW_TO_GET}")
+        det = haar()
+        det.fallback_reason = str(e)
+        return det
+
+
+def list_detectors(filter: str = "", available_only: bool = False) -> list[str]:
+    """Registered detector names matching the glob ``filter`` (as timm's ``list_models``), sorted;
+    ``available_only`` keeps those :func:`get_detector` can build here."""
+    names = sorted(n for n in _REGISTRY if not filter or fnmatch.fnmatch(n, filter))
+    return [n for n in names if _AVAILABLE[n]()] if available_only else names
 
 
 def available_detectors() -> list[str]:
-    """Names :func:`get_detector` can build here (``dlib`` only when its module imports)."""
-    return [n for n in _FACTORIES if n != "dlib" or dlib_available()]
+    """The detectors :func:`get_detector` can build here, "default" aside (``dlib`` when its module
+    imports, ``yunet`` when its weights are on this machine)."""
+    return [n for n in list_detectors(available_only=True) if n != "default"]
 
 
 def get_detector(name: str | FaceDetector | None = "default", **kwargs: Any) -> FaceDetector | None:
-    """A detector by name: ``"default"`` (= ``"haar"``), ``"haar"`` (OpenCV's frontal alt2 and profile
-    cascades), ``"haar_frontal"`` (frontal only, 3x faster), ``"haar_profile"``, ``"dlib"`` (dlib's HOG
-    detector; needs ``pip install dlib-bin``); ``None`` gives None (no detector: callers pass boxes).
-    A detector object passes through. ``kwargs`` go to the detector's constructor."""
+    """A detector by name (see :func:`list_detectors`): ``"default"`` (YuNet when its weights are
+    found, else ``"haar"``), ``"yunet"``, ``"haar"`` (OpenCV's frontal alt2 and profile cascades),
+    ``"haar_frontal"`` (frontal only, 3x faster), ``"haar_profile"``, ``"dlib"`` (dlib's HOG detector;
+    needs ``pip install dlib-bin``); ``None`` gives None (no detector: callers pass boxes). A detector
+    object passes through. ``kwargs`` go to the detector's constructor."""
     if name is None or isinstance(name, FaceDetector):
         return name
     if not isinstance(name, str):
         raise TypeError(f"detector must be a name, a FaceDetector or None, not {type(name).__name__}")
-    key = DEFAULT if name == "default" else name.lower()
-    if key not in _FACTORIES:
-        raise FacelmError(f"unknown face detector {name!r}; choose one of default, {', '.join(_FACTORIES)}")
-    return _FACTORIES[key](**kwargs)
+    key = name.lower()
+    if key not in _REGISTRY:
+        raise FacelmError(f"unknown face detector {name!r}; choose one of {', '.join(list_detectors())}")
+    return _REGISTRY[key](**kwargs)

@@ -1,4 +1,5 @@
-"""``python -m facelm.detect calibrate --data DIR``: see :mod:`facelm.detect.calibrate`."""
+"""``python -m facelm.detect calibrate --data DIR`` (:mod:`facelm.detect.calibrate`) and
+``python -m facelm.detect evaluate --wider DIR [--data DIR]`` (:mod:`facelm.detect.benchmark`)."""
 import sys
 
 from .calibrate import main

@@ -34,23 +34,54 @@ class RawDetections:
     mirrored: np.ndarray
     """(N,) bool: found on the mirrored photo (a profile cascade looks one way; run on the mirror
     it finds faces looking the other way, and its box sits off the face centre the other way)."""
+    points: np.ndarray | None = None
+    """(N, 5, 2) float32 eyes, nose tip, mouth corners in CelebA's order (the subject's right eye, on
+    the left of the picture, first), for detectors that find them; else None."""
 
     @classmethod
-    def of(cls, boxes: np.ndarray, scores: np.ndarray, mirrored: bool | np.ndarray = False) -> RawDetections:
+    def of(cls, boxes: np.ndarray, scores: np.ndarray, mirrored: bool | np.ndarray = False,
+           points: np.ndarray | None = None) -> RawDetections:
         b = np.asarray(boxes, np.float32).reshape(-1, 4)
         flags = np.broadcast_to(np.asarray(mirrored, bool), len(b)).copy()
-        return cls(b, np.asarray(scores, np.float32).reshape(-1), flags)
+        pts = None if points is None else np.asarray(points, np.float32).reshape(len(b), 5, 2)
+        return cls(b, np.asarray(scores, np.float32).reshape(-1), flags, pts)
 
     @classmethod
     def concat(cls, parts: list[RawDetections]) -> RawDetections:
+        points = None
+        if parts and all(p.points is not None for p in parts):
+            points = np.concatenate([p.points for p in parts]).reshape(-1, 5, 2)
         return cls(np.concatenate([p.boxes for p in parts]).reshape(-1, 4),
-                   np.concatenate([p.scores for p in parts]), np.concatenate([p.mirrored for p in parts]))
+                   np.concatenate([p.scores for p in parts]), np.concatenate([p.mirrored for p in parts]), points)
 
     def __len__(self) -> int:
         return len(self.boxes)
 
     def take(self, idx: np.ndarray) -> RawDetections:
-        return RawDetections(self.boxes[idx], self.scores[idx], self.mirrored[idx])
+        return RawDetections(self.boxes[idx], self.scores[idx], self.mirrored[idx],
+                             None if self.points is None else self.points[idx])
+
+
+@dataclass
+class DetectedFaces:
+    """What :meth:`FaceDetector.find` returns: landmark boxes and scores, best first, and for
+    detectors that find five points (YuNet), a frame per face with its eyes level."""
+    boxes: np.ndarray
+    """(N, 4) float32 landmark boxes, x1, y1, x2, y2."""
+    scores: np.ndarray
+    """(N,) float32, higher is more confident; on the detector's own scale."""
+    points: np.ndarray | None = None
+    """(N, 5, 2) float32 eyes, nose tip, mouth corners (CelebA's order), or None."""
+    upright: tuple[np.ndarray, np.ndarray] | None = None
+    """((N, 4) boxes, (N,) roll degrees): each face's landmark box in the frame where its eyes are
+    level, as :func:`facelm.face_box.upright_face_box` gives it; None without five points."""
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def take(self, keep: np.ndarray) -> DetectedFaces:
+        return DetectedFaces(self.boxes[keep], self.scores[keep], None if self.points is None else self.points[keep],
+                             None if self.upright is None else (self.upright[0][keep], self.upright[1][keep]))
 
 
 @dataclass(frozen=True)
@@ -191,14 +222,26 @@ def group_windows(boxes: np.ndarray, min_neighbors: int, iou: float = 0.5) -> De
 
 
 class FaceDetector(ABC):
-    """Anything with ``detect(image) -> (boxes, scores)`` in the landmark-box convention."""
+    """Anything with ``detect(image) -> (boxes, scores)`` in the landmark-box convention.
+
+    ``min_score`` is the score a caller should keep faces from (``FaceLandmarker`` does, unless told
+    otherwise); ``detect`` itself returns every candidate, so that a threshold can be moved after the
+    fact. None keeps all."""
 
     name: str = "detector"
+    min_score: float | None = None
+    fallback_reason: str | None = None
+    """Set on the detector ``"default"`` falls back to: why the preferred one could not be built."""
 
     @abstractmethod
     def detect(self, image: ImageLike) -> Detections:
         """``image`` HxWx3 uint8 RGB (or anything :func:`facelm.image.to_rgb_array` takes) ->
         (boxes (N, 4) float32 x1, y1, x2, y2 landmark boxes, scores (N,) float32), best first."""
+
+    def find(self, image: ImageLike) -> DetectedFaces:
+        """:meth:`detect`'s faces, with five points and upright frames where the detector has them."""
+        boxes, scores = self.detect(image)
+        return DetectedFaces(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32).reshape(-1))
 
 
 class CalibratedDetector(FaceDetector):
@@ -226,6 +269,8 @@ class CalibratedDetector(FaceDetector):
         # Pixel edges (pixel i spans [i, i+1)) scale exactly; -0.5 converts back to pixel centres.
         sx, sy = w / img.shape[1], h / img.shape[0]
         raw.boxes = ((raw.boxes.astype(np.float64) + 0.5) * np.array([sx, sy, sx, sy]) - 0.5).astype(np.float32)
+        if raw.points is not None:
+            raw.points = ((raw.points.astype(np.float64) + 0.5) * np.array([sx, sy]) - 0.5).astype(np.float32)
         return raw.take(np.argsort(-raw.scores, kind="stable"))
 
     @abstractmethod

@@ -1,6 +1,7 @@
 """Fit each detector's box calibration on annotated photos and measure its detection rate and speed.
 
     python -m facelm.detect calibrate --data /work/shared/data/300w [--detector haar dlib] [--every 1]
+    python -m facelm.detect evaluate --wider DIR --data DIR (see facelm.detect.benchmark)
 
 Protocol: the target box of a face is the tight box of its ground-truth landmarks. For fitting, a
 raw detection matches a face when each box contains the other's centre (raw boxes are framed
@@ -79,9 +80,10 @@ def centre_matches(det: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return _contains(det, _centres(gt)) & _contains(gt, _centres(det)).T
 
 
-def matched_pairs(run: DetectorRun) -> tuple[RawDetections, np.ndarray]:
-    """(raw detections, landmark boxes) of the faces matched for fitting (see the module docstring)."""
-    matched, targets = [], []
+def matched_pairs(run: DetectorRun) -> tuple[RawDetections, np.ndarray, list[np.ndarray]]:
+    """(raw detections, landmark boxes, ground-truth landmarks) of the faces matched for fitting (see
+    the module docstring)."""
+    matched, targets, landmarks = [], [], []
     for ph, raw in zip(run.photos, run.raw):
         if len(raw) == 0:
             continue
@@ -92,14 +94,36 @@ def matched_pairs(run: DetectorRun) -> tuple[RawDetections, np.ndarray]:
             if iou[n, m] >= 0:
                 matched.append(raw.take(np.array([n])))
                 targets.append(gt[m])
+                landmarks.append(ph.landmarks[m])
     if not matched:
-        return RawDetections.of(np.zeros((0, 4)), np.zeros(0)), np.zeros((0, 4), np.float32)
-    return RawDetections.concat(matched), np.asarray(targets, np.float32)
+        return RawDetections.of(np.zeros((0, 4)), np.zeros(0)), np.zeros((0, 4), np.float32), []
+    return RawDetections.concat(matched), np.asarray(targets, np.float32), landmarks
 
 
 def fit_calibration(run: DetectorRun) -> BoxCalibration:
-    raw, target = matched_pairs(run)
+    raw, target, _ = matched_pairs(run)
     return BoxCalibration.fit(raw.boxes, target, raw.mirrored)
+
+
+def fit_frame_calibration(run: DetectorRun) -> BoxCalibration | None:
+    """For detectors with five points: the map from the tight box of the five points to the
+    ground-truth landmark box, both in the frame where the detector's eyes are level (see
+    :func:`facelm.detect.yunet.five_point_frames`). None for detectors without points."""
+    from ..annotation import landmark_box
+    raw, _, landmarks = matched_pairs(run)
+    if raw.points is None or not len(raw):
+        return None
+    five = raw.points.astype(np.float64)
+    source, target = [], []
+    for p, g in zip(five, landmarks):
+        d = p[1] - p[0]
+        roll = np.arctan2(d[1], d[0])
+        c, s_ = np.cos(roll), np.sin(roll)
+        rot = np.array([[c, s_], [-s_, c]])
+        centre = p.mean(axis=0)
+        source.append(landmark_box((p - centre) @ rot.T))
+        target.append(landmark_box((np.asarray(g, np.float64) - centre) @ rot.T))
+    return BoxCalibration.fit(np.asarray(source), np.asarray(target))
 
 
 def combine_runs(runs: list[DetectorRun], calibrations: list[BoxCalibration]) -> DetectorRun:
@@ -148,7 +172,7 @@ def report(name: str, run: DetectorRun, calibration: BoxCalibration) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from ..errors import FacelmError
-    from . import available_detectors, get_detector
+    from . import available_detectors, benchmark, get_detector
     p = argparse.ArgumentParser(prog="python -m facelm.detect", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -159,7 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--fit-split", choices=SPLITS, default="train",
                    help="photos the calibrations are fitted on (default: train.train's training split, so "
                         "that figures on the validation split stay held out)")
+    e = sub.add_parser("evaluate", help="recall by face size, precision and speed on WIDER FACE and 300-W photos",
+                       description=benchmark.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    benchmark.add_arguments(e)
     a = p.parse_args(argv)
+    if a.command == "evaluate":
+        try:
+            return benchmark.run(a)
+        except FacelmError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     try:
         photos = list(iter_annotated(a.data, a.every))
         detectors = {n: get_detector(n) for n in (a.detector or available_detectors())}
@@ -175,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
             fit_on = run.where(lambda ph: in_split(ph.path, a.fit_split))
             cal = fit_calibration(fit_on)
             fitted[det.name] = run, cal
+            frame = fit_frame_calibration(fit_on)
+            if frame is not None:
+                print(f"{det.name} five-point frame calibration: {frame!r}")
             print(report(det.name, run, cal))
             print(report(f"{det.name}, validation split", run.where(lambda ph: in_split(ph.path, "validation")), cal))
             print(f"  {det!r}\n  fitted: {cal!r} on {len(matched_pairs(fit_on)[1])} matched faces "

@@ -9,8 +9,7 @@ from ..errors import FacelmError
 from .base import BoxCalibration, CalibratedDetector, RawDetections
 
 # Fitted with `python -m facelm.detect calibrate --data <shared>/300w --detector dlib` on the 300-W
-# training split (same protocol as the Haar calibration in haar.py; 1004 matches). With it 94.9% of
-# all 1207 photos' faces (93.5% of the validation split's) get a box with IoU > 0.5 to their landmark box.
+# training split (same protocol as the Haar calibration in haar.py). Detection rates: docs/detection.md.
 CALIBRATION = BoxCalibration(dx=0.0094, dy=0.0785, sx=0.9604, sy=0.934)
 
 MIN_FACE = 80

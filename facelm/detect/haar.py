@@ -15,9 +15,8 @@ CASCADE_WINDOW = 20
 # Fitted with `python -m facelm.detect calibrate --data <shared>/300w` on the 1054 photos of the 300-W
 # AFW + HELEN-train TRAINING split (the held-out validation photos take no part; raw box matched to
 # the GT landmark box when each contains the other's centre, least squares in raw-box units after
-# dropping 3-robust-SD outliers; 950 frontal and 636 profile matches). With them 88.7% (frontal) and
-# 91.1% (frontal + profile) of all 1207 photos' faces get a box with IoU > 0.5 to their landmark box
-# (validation split alone: 89.5% frontal). Refit when the detector parameters below change.
+# dropping 3-robust-SD outliers). Detection rates with them: docs/detection.md. Refit when the
+# detector parameters below change.
 CALIBRATIONS: dict[str, BoxCalibration] = {
     "frontalface_alt2": BoxCalibration(dx=0.0079, dy=0.1475, sx=0.8771, sy=0.8488),
     "profileface": BoxCalibration(dx=-0.0963, dy=0.1532, sx=0.7835, sy=0.7533),
@@ -40,9 +39,9 @@ class HaarDetector(CalibratedDetector):
     overlapping windows, keep groups of more than ``min_neighbors`` windows, score them by their
     window count, and suppress nested and overlapping duplicates. ``both_sides`` also runs the
     cascade on the mirrored photo, for cascades that see faces turned one way only (the profile one).
-    Defaults were picked by measurement on 300-W and dlib's example photos (see calibrate.py):
-    alt2 beat frontalface_default (as many faces found, far fewer false alarms) and alt; a scale step
-    of 1.05 found 3% more 300-W faces at twice the time.
+    Defaults were picked by measurement on 300-W and dlib's example photos (see calibrate.py and
+    docs/detection.md): alt2 beat frontalface_default (as many faces found, far fewer false alarms)
+    and alt; a scale step of 1.05 found a few more 300-W faces at twice the time.
     """
 
     def __init__(self, cascade: str = "frontalface_alt2", scale_factor: float = 1.1, min_neighbors: int = 2,
