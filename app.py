@@ -439,7 +439,8 @@ def show_item(proj: Project, item_id: str | None) -> dict:
     ids = [it.id for it in queue]
     pos = ids.index(item_id) if item_id in ids else 0
     item = queue[pos]
-    return editor_value(proj.id, item, pos, len(queue), proj.image_path(item), proj.scheme)
+    return editor_value(proj.id, item, pos, len(queue), proj.image_path(item), proj.scheme,
+                        done=sum(it.status == "done" for it in queue))
 
 
 def progress_md(proj: Project, note: str = "") -> str:
@@ -543,14 +544,30 @@ def _save_if_dirty(proj: Project, value: dict | None, status: str | None = None)
     return value["item"]
 
 
+def add_face_in_box(proj: Project, item_id: str, faces: list[dict], box, model: str = ""):
+    """The editor's ``add_face``: the model's points inside a drawn box become a new face."""
+    b = np.asarray(box, np.float64).reshape(-1)
+    if b.shape != (4,) or not np.isfinite(b).all():
+        raise gr.Error("add_face: the box must be 4 numbers x1, y1, x2, y2")
+    item = proj.get(item_id)
+    fl = load_landmarker(model)
+    start, boxes, _ = predict_with_uncertainty(fl, to_rgb_array(proj.image_path(item)), b[None].astype(np.float32))
+    return proj.save_faces(item_id, faces + faces_to_json(start, boxes))
+
+
 @readable_errors
-def save_edit(project: str, edit: dict | None):
-    """Autosave: the editor sends ``{"item", "faces": [{"points", "box"}], "dirty": true}``."""
+def save_edit(project: str, edit: dict | None, model: str = ""):
+    """Autosave: the editor sends ``{"item", "revision", "faces", "dirty": true, "op"}`` (see
+    facelm.editor); ``op == "add_face"`` adds the model's face in ``edit["box"]`` and reopens the item."""
     if not isinstance(edit, dict) or not edit.get("dirty") or not edit.get("item"):
-        return gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip()
     proj = _project(project)
+    if edit.get("op") == "add_face":
+        item = add_face_in_box(proj, edit["item"], faces_from_value(edit), edit.get("box"), model)
+        return (show_item(proj, item.id), queue_rows(proj),
+                progress_md(proj, f"Added a face to image {item.id} ({item.name})."))
     item = proj.save_faces(edit["item"], faces_from_value(edit))
-    return queue_rows(proj), progress_md(proj, f"Saved image {item.id} ({item.name}) at {time.strftime('%H:%M:%S')}.")
+    return gr.skip(), queue_rows(proj), progress_md(proj, f"Saved image {item.id} ({item.name}) at {time.strftime('%H:%M:%S')}.")
 
 
 def _step(project: str, value: dict | None, delta: int, status: str | None = None):
@@ -748,9 +765,11 @@ HEADER = """
 </div>
 """
 
-SHORTCUTS = ("<span class='flm-hint'>Drag points or box corners · click to select · wheel to zoom, drag the "
+SHORTCUTS = ("<span class='flm-hint'>Drag points or box corners · click to select, <kbd>Shift</kbd>+click or "
+             "<kbd>Alt</kbd>+drag for several, <kbd>1</kbd>–<kbd>5</kbd> a whole part · wheel to zoom, drag the "
              "background to pan · <kbd>←</kbd>/<kbd>→</kbd> previous/next · <kbd>D</kbd> done · <kbd>Ctrl</kbd>+<kbd>Z</kbd> "
-             "undo · <kbd>Ctrl</kbd>+<kbd>Shift</kbd>+<kbd>Z</kbd> redo · <kbd>Shift</kbd>+arrows nudge · <kbd>0</kbd> fit. "
+             "undo · <kbd>Ctrl</kbd>+<kbd>Shift</kbd>+<kbd>Z</kbd> redo · <kbd>Shift</kbd>+arrows nudge · <kbd>O</kbd> occluded · "
+             "<kbd>A</kbd> or <kbd>Shift</kbd>+drag add a face · <kbd>Delete</kbd> delete the selected face · <kbd>0</kbd> fit. "
              "Every edit is saved as you go.</span>")
 
 
@@ -932,7 +951,7 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                        [project_in, *nav_out], api_name="annotate_load", concurrency_limit=2)
     resume_btn.click(annotate_resume, project_in, [project_in, *nav_out], api_name="annotate_resume")
     new_btn.click(new_project, None, [project_in, *nav_out], api_name="new_project")
-    editor.change(save_edit, [project_in, editor], [queue_df, ann_md], api_name="save_edit",
+    editor.change(save_edit, [project_in, editor, model_in], [editor, queue_df, ann_md], api_name="save_edit",
                   trigger_mode="always_last", show_progress="hidden")
     next_btn.click(annotate_next, [project_in, editor], nav_out, api_name="annotate_next", show_progress="hidden")
     prev_btn.click(annotate_prev, [project_in, editor], nav_out, api_name="annotate_prev", show_progress="hidden")

@@ -103,7 +103,7 @@ def test_annotate_edit_export_roundtrip(client, served, shared_data):
     moved = np.asarray(faces[0]["points"], np.float64)
     moved[30] += (12.375, -7.5)
     faces[0]["points"] = moved.tolist()
-    queue, md = client.predict(project, {"item": value["item"], "faces": faces, "dirty": True}, api_name="/save_edit")
+    _, queue, md = client.predict(project, {"item": value["item"], "faces": faces, "dirty": True}, api_name="/save_edit")
     assert "Saved" in md
     assert {r[0]: r[4] for r in queue["data"]}[value["item"]] == "edited"
 
