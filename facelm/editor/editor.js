@@ -111,6 +111,7 @@ function drawFace(g, f) {
 function draw() {
   svg.innerHTML = '';
   gFaces = gOverlay = null;
+  hovered = null;  // the hovered point may be gone, and a removed element sends no pointerout
   if (!st.loaded) return;
   mk('image', {href: st.v.image, x: -0.5, y: -0.5, width: st.v.width, height: st.v.height, preserveAspectRatio: 'none'}, svg);
   gFaces = mk('g', {class: 'flm-faces'}, svg);
@@ -121,6 +122,7 @@ function draw() {
 }
 function redrawFaces(list) {
   if (!gFaces || gFaces.children.length !== st.faces.length) { draw(); return; }
+  hovered = null;
   for (const f of list) drawFace(gFaces.children[f], f);
   resize();
   info();

@@ -317,8 +317,8 @@ var FlmState = (function () {
       if (!this.v || !isNum(this.v.done) || !isNum(this.v.count)) return '';
       return `${this.v.done} of ${this.v.count} done`;
     }
-    uncertaintyText() {
-      const u = this.v ? this.v.uncertainty : null;
+    uncertaintyText() {  // a dash where there is none (no face), never a sentinel number
+      const u = this.v && this.faces.length ? this.v.uncertainty : null;
       return isNum(u) ? (100 * u).toFixed(1) + '%' : '\u2014';
     }
     faceUncertainty(f) {

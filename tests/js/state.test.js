@@ -100,6 +100,10 @@ test('no face: no points, the no-face message, uncertainty shown as a dash; then
   const msg = s.deleteFace();
   assert.equal(msg.faces.length, 29);
   assert.equal(msg.op, 'delete_face');
+  s.load(value('0005', 1));
+  assert.equal(s.uncertaintyText(), '3.1%');
+  s.deleteFace(0);  // its uncertainty was about a face that is gone
+  assert.equal(s.uncertaintyText(), '\u2014');
 });
 
 test('undo and redo stay within one photo; coming back to a photo starts a fresh history', () => {
