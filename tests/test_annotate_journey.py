@@ -179,7 +179,8 @@ def test_annotate_journey_export_restart_resume(server, photos):
         page.wait_for_selector("#flm-export-md :text('Exported')")
         saved = _record(server, project)
         assert {name for name, r in saved.items() if r["status"] == "done"} == done
-        xml = server.annotations / project / "annotations.xml"
+        from facelm.annotation_store import Project
+        xml = Project.open(server.annotations, project).export_dir / "annotations.xml"
 
         # Restart the app, then resume in a new project from the XML and the original photos.
         server.stop()

@@ -139,6 +139,7 @@ var FlmState = (function () {
         if (this.pending.length > PENDING_MAX) this.pending.shift();
       }
       if (this.v.status === 'predicted' && op !== 'add_face') this.v.status = 'edited';
+      this.message = '';  // a server's note (e.g. a refusal) is about the state before this edit
       return msg;
     }
 

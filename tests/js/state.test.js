@@ -184,6 +184,7 @@ test('a refusal (message) or another change from the server replaces the faces, 
   assert.deepEqual(s.faces[0].points[0], face(0).points[0]);
   const u = s.undo();
   assert.equal(u.revision, 6);
+  assert.equal(s.message, '');  // the note was about the state before this edit
   assert.equal(u.faces[0].points[0][0], face(0).points[0][0] + 4);
 });
 
