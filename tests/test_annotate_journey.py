@@ -83,20 +83,21 @@ def _wait_shown(page, index: int, count: int, name: str) -> None:
                            arg=[f"Image {index + 1} of {count}", name])
 
 
-def _open_annotate(page, url: str) -> str:
+def _open_annotate(page, url: str) -> None:
     page.goto(url)
     page.wait_for_selector("#flm-header")
     page.get_by_role("tab", name="Annotate").click()
     page.get_by_role("button", name="New project").click()
     page.wait_for_selector(".flm-ed.empty")
-    return page.locator("#flm-project input, #flm-project textarea").first.input_value()
 
 
-def _load(page, files: list[Path]) -> None:
+def _load(page, files: list[Path]) -> str:
+    """Load the files into the open project; its id (the app may name the project itself)."""
     page.locator("#flm-ann-files input[type=file]").set_input_files([str(p) for p in files])
     page.wait_for_selector(f"#flm-ann-files :text('{files[-1].stem}')")
     page.click("#flm-load")
     page.wait_for_selector(".flm-ed:not(.empty)", timeout=600_000)
+    return page.locator("#flm-project input, #flm-project textarea").first.input_value()
 
 
 def _record(server: AppServer, project: str) -> dict[str, dict]:
@@ -117,8 +118,8 @@ def test_annotate_journey_export_restart_resume(server, photos):
         page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
         page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
 
-        project = _open_annotate(page, server.url)
-        _load(page, photos)
+        _open_annotate(page, server.url)
+        project = _load(page, photos)
         queue = _items(server, project)
         n = len(queue)
         assert n == N_PHOTOS
@@ -142,15 +143,15 @@ def test_annotate_journey_export_restart_resume(server, photos):
                 page.mouse.down()
                 page.mouse.move(x0 + 150, y0 + 170, steps=6)
                 page.mouse.up()
-                faces = _wait(lambda: (f := _faces(server, project, it.id)) and f, f"a face added to {it.name}")
+                faces = _wait(lambda: _faces(server, project, it.id), f"a face added to {it.name}", timeout=180)
                 page.wait_for_function("() => document.querySelectorAll('.flm-pt').length === 68")
                 added = True
             if len(faces) > 1 and not deleted:  # delete the last face (as a false detection would be)
                 last = len(faces) - 1
                 page.locator(f'.flm-pt[data-face="{last}"][data-pt="30"]').click(force=True)
                 page.keyboard.press("Delete")
-                faces = _wait(lambda: (f := _faces(server, project, it.id)) if len(f) == last else None,
-                              f"face {last} of {it.name} deleted")
+                _wait(lambda: len(_faces(server, project, it.id)) == last, f"face {last} of {it.name} deleted")
+                faces = _faces(server, project, it.id)
                 deleted = True
             # Edit a point on every photo: the nose of face 0 (key 4), one pixel right.
             start = np.asarray(faces[0]["points"])
@@ -185,8 +186,8 @@ def test_annotate_journey_export_restart_resume(server, photos):
         # Restart the app, then resume in a new project from the XML and the original photos.
         server.stop()
         server.start()
-        resumed = _open_annotate(page, server.url)
-        _load(page, [xml] + photos)
+        _open_annotate(page, server.url)
+        resumed = _load(page, [xml] + photos)
         back = _record(server, resumed)
         assert set(back) == set(saved)
         for name, r in saved.items():
