@@ -183,7 +183,9 @@ def test_annotate_journey_export_restart_resume(server, photos):
         from facelm.annotation_store import Project
         xml = Project.open(server.annotations, project).export_dir / "annotations.xml"
 
-        # Restart the app, then resume in a new project from the XML and the original photos.
+        # Restart the app, then resume in a new project from the XML and the original photos. The page
+        # leaves first: a page open on a server that stops logs its broken event stream.
+        page.goto("about:blank")
         server.stop()
         server.start()
         _open_annotate(page, server.url)
