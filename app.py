@@ -747,8 +747,6 @@ CSS = """
 .gt { color: #00c800; font-weight: 700; } .pred { color: #e60000; font-weight: 700; }
 .worst { color: #ff00ff; font-weight: 700; }
 #flm-nav button { min-width: 0; }
-#flm-ann-files .filename { display: block; overflow-wrap: anywhere; }
-#flm-ann-files .filename .stem, #flm-ann-files .filename .ext { display: inline; white-space: normal; overflow: visible; }
 kbd { background: var(--neutral-100); border: 1px solid var(--border-color-primary); border-bottom-width: 2px;
   border-radius: 4px; padding: 0 5px; font-size: 12px; font-family: var(--font-mono); }
 """

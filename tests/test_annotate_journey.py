@@ -136,6 +136,7 @@ def test_annotate_journey_export_restart_resume(server, photos):
             if not faces:  # the photo with no face: draw a box, the model puts points in it
                 assert page.locator(".flm-noface").inner_text() == "No face found \u2014 draw a box to add one"
                 assert "\u2014" in page.locator(".flm-where").inner_text()  # uncertainty: a dash, no number
+                page.locator(".flm-stage").scroll_into_view_if_needed()  # mouse positions are the viewport's
                 stage = page.locator(".flm-svg").bounding_box()
                 x0, y0 = stage["x"] + stage["width"] * 0.4, stage["y"] + stage["height"] * 0.3
                 page.keyboard.press("a")

@@ -213,12 +213,12 @@ def test_editor_across_photos_of_many_one_and_no_face(served, page, page_errors,
     page.get_by_role("tab", name="Annotate").click()
     page.get_by_role("button", name="New project").click()
     page.wait_for_selector(".flm-ed.empty")
-    project = page.locator("#flm-project input, #flm-project textarea").first.input_value()
     photos = [shared_data / f"{n}.jpg" for n in (GROUP, FACE, NO_FACE)]
     page.locator("#flm-ann-files input[type=file]").set_input_files([str(p) for p in photos])
     page.wait_for_selector("#flm-ann-files :text('dogs')")
     page.click("#flm-load")
     page.wait_for_selector(".flm-ed:not(.empty)")
+    project = page.locator("#flm-project input, #flm-project textarea").first.input_value()
     queue = _project_items(app, project)
     n = len(queue)  # the upload box may still hold the first test's photo too
     assert {p.name for p in photos} <= {it.name for it in queue}
@@ -244,7 +244,9 @@ def test_editor_across_photos_of_many_one_and_no_face(served, page, page_errors,
     # moves and lets go. Neither photo changes.
     a = next(i for i in with_faces if i + 1 < n)
     pos = _go(page, queue, 0, a)
-    b = page.locator('.flm-pt[data-face="0"][data-pt="30"]').bounding_box()
+    dot = page.locator('.flm-pt[data-face="0"][data-pt="30"]')
+    dot.scroll_into_view_if_needed()
+    b = dot.bounding_box()
     page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
     page.mouse.down()
     page.keyboard.press("ArrowRight")
@@ -288,6 +290,7 @@ def test_editor_across_photos_of_many_one_and_no_face(served, page, page_errors,
     _shot(page, "annotate_no_face")
 
     # Add a face back by drawing its box with Shift+drag: the model predicts its points in the box.
+    page.locator(".flm-stage").scroll_into_view_if_needed()  # mouse positions are the viewport's
     stage = page.locator(".flm-svg").bounding_box()
     x0, y0 = stage["x"] + stage["width"] * 0.35, stage["y"] + stage["height"] * 0.3
     page.keyboard.down("Shift")
