@@ -1,4 +1,4 @@
-"""The annotation journey of issue 23 in a real browser (Debian's Chromium, playwright), against
+"""The annotation journey of issue 23 in a real browser (the API-level journey is test_annotate_journey.py) (Debian's Chromium, playwright), against
 ``python app.py`` in a subprocess so that it can be restarted:
 
 30 photos (AFW crops, dlib's multi-face example photos, one photo of dogs with no face) loaded in a
