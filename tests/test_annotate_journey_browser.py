@@ -1,5 +1,6 @@
-"""The annotation journey of issue 23 in a real browser (the API-level journey is test_annotate_journey.py) (Debian's Chromium, playwright), against
-``python app.py`` in a subprocess so that it can be restarted:
+"""The annotation journey of issue 23 in a real browser (Debian's Chromium, playwright; the same journey
+through the API is test_annotate_journey.py), against ``python app.py`` in a subprocess so that it can
+be restarted:
 
 30 photos (AFW crops, dlib's multi-face example photos, one photo of dogs with no face) loaded in a
 new project; forward through all of them with → (each shows exactly the photo the server holds:
