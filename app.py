@@ -639,9 +639,11 @@ HEADER = """
 </div>
 """
 
-SHORTCUTS = ("<span class='flm-hint'>Drag points or box corners · click to select · wheel to zoom, drag the "
+SHORTCUTS = ("<span class='flm-hint'>Drag points or box corners · click to select, <kbd>Shift</kbd>+click or "
+             "<kbd>Alt</kbd>+drag for several, <kbd>1</kbd>–<kbd>5</kbd> a whole part · wheel to zoom, drag the "
              "background to pan · <kbd>←</kbd>/<kbd>→</kbd> previous/next · <kbd>D</kbd> done · <kbd>Ctrl</kbd>+<kbd>Z</kbd> "
-             "undo · <kbd>Ctrl</kbd>+<kbd>Shift</kbd>+<kbd>Z</kbd> redo · <kbd>Shift</kbd>+arrows nudge · <kbd>0</kbd> fit. "
+             "undo · <kbd>Ctrl</kbd>+<kbd>Shift</kbd>+<kbd>Z</kbd> redo · <kbd>Shift</kbd>+arrows nudge · <kbd>O</kbd> occluded · "
+             "<kbd>A</kbd> or <kbd>Shift</kbd>+drag add a face · <kbd>Delete</kbd> delete the selected face · <kbd>0</kbd> fit. "
              "Every edit is saved as you go.</span>")
 
 

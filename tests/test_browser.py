@@ -2,8 +2,10 @@
 
 Uploads a real face, sees its landmarks, drags one point in the Annotate tab's SVG editor with the
 mouse, undoes and redoes the drag with the keyboard, exports, and checks that the exported XML holds
-the point moved by the dragged distance in image pixels. Saves a screenshot of each tab under
-artifacts/screenshots/.
+the point moved by the dragged distance in image pixels. Then the editor on photos of many faces, one
+face and (after deleting it) none: forward and back, a drag in flight while the photo changes, undo
+that stays on its photo, a whole part moved, a point flagged occluded, a face added by drawing its box;
+the page logs no error. Saves a screenshot of each tab under artifacts/screenshots/.
 """
 from __future__ import annotations
 
@@ -37,13 +39,21 @@ def served(shared_data, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(served):
+def page_errors() -> list[str]:
+    """Uncaught exceptions and console errors of the page, for the whole module."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def page(served, page_errors):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         pg = browser.new_page(viewport={"width": 1400, "height": 1000})
         pg.set_default_timeout(60_000)
+        pg.on("pageerror", lambda e: page_errors.append(f"page error: {e}"))
+        pg.on("console", lambda m: page_errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         pg.goto(served[1])
         pg.wait_for_selector("#flm-header")
         yield pg
@@ -145,3 +155,158 @@ def test_predict_annotate_drag_export(served, page, shared_data):
     page.click("#flm-rt-cmd")
     page.wait_for_selector("#flm-retrain :text('train.train')")
     _shot(page, "retrain")
+
+
+# ---------------------------------------------------------------------------------- editor journey
+GROUP = "dlib_examples_faces/2008_002470"  # a group photo
+NO_FACE = "dlib_examples_faces/dogs"
+
+
+def _project_items(app, project: str) -> list:
+    from facelm.annotation_store import Project
+    return Project.open(app.ANNOTATIONS_DIR, project).queue()
+
+
+def _item_faces(app, project: str, item: str) -> list[dict]:
+    return json.loads((app.ANNOTATIONS_DIR / project / "items" / f"{item}.json").read_text())["faces"]
+
+
+def _shown(page) -> dict:
+    return page.evaluate("""() => {
+        const q = s => document.querySelector(s);
+        return {where: q('.flm-where').textContent, name: q('.flm-name').textContent,
+                points: document.querySelectorAll('.flm-pt').length,
+                boxes: document.querySelectorAll('.flm-box').length,
+                noface: q('.flm-noface').textContent, progress: q('.flm-progress').textContent};
+    }""")
+
+
+def _wait_shown(page, index: int, count: int, name: str) -> dict:
+    page.wait_for_function("([w, n]) => document.querySelector('.flm-where').textContent.startsWith(w)"
+                           " && document.querySelector('.flm-name').textContent === n",
+                           arg=[f"Image {index + 1} of {count}", name])
+    return _shown(page)
+
+
+def _wait_faces(app, project: str, item: str, check, timeout: float = 30) -> list[dict]:
+    end = time.time() + timeout
+    while time.time() < end:
+        faces = _item_faces(app, project, item)
+        if check(faces):
+            return faces
+        time.sleep(0.2)
+    raise AssertionError(f"item {item} never reached the expected faces (last: {len(faces)} faces)")
+
+
+def _go(page, queue: list, frm: int, to: int) -> int:
+    """Step from photo ``frm`` to ``to`` with the arrow keys, one shown photo at a time."""
+    while frm != to:
+        step = 1 if to > frm else -1
+        page.keyboard.press("ArrowRight" if step > 0 else "ArrowLeft")
+        frm += step
+        _wait_shown(page, frm, len(queue), queue[frm].name)
+    return to
+
+
+def test_editor_across_photos_of_many_one_and_no_face(served, page, page_errors, shared_data):
+    app = served[0]
+    page.get_by_role("tab", name="Annotate").click()
+    page.get_by_role("button", name="New project").click()
+    page.wait_for_selector(".flm-ed.empty")
+    photos = [shared_data / f"{n}.jpg" for n in (GROUP, FACE, NO_FACE)]
+    page.locator("#flm-ann-files input[type=file]").set_input_files([str(p) for p in photos])
+    page.wait_for_selector("#flm-ann-files :text('dogs')")
+    page.click("#flm-load")
+    page.wait_for_selector(".flm-ed:not(.empty)")
+    project = page.locator("#flm-project input, #flm-project textarea").first.input_value()
+    queue = _project_items(app, project)
+    n = len(queue)  # the upload box may still hold the first test's photo too
+    assert {p.name for p in photos} <= {it.name for it in queue}
+    k = 68
+
+    # Forward through all and back again: each step shows exactly the photo the server holds, with its
+    # own faces (no leftover of the previous photo's faces), "Image i of n" and the progress line.
+    order = list(range(n)) + list(range(n - 2, -1, -1))
+    for step, i in enumerate(order):
+        if step:
+            page.keyboard.press("ArrowRight" if i > order[step - 1] else "ArrowLeft")
+        shown = _wait_shown(page, i, n, queue[i].name)
+        faces = _item_faces(app, project, queue[i].id)
+        assert shown["points"] == k * len(faces) and shown["boxes"] == len(faces), (i, shown)
+        assert shown["progress"] == f"0 of {n} done"
+        assert shown["noface"] == ("" if faces else "No face found \u2014 draw a box to add one")
+    group = next(i for i, it in enumerate(queue) if it.name.startswith("2008_002470"))
+    assert len(queue[group].faces) > 1, "the group photo should show several faces"
+    with_faces = [i for i, it in enumerate(queue) if it.faces]
+    before = {it.id: _item_faces(app, project, it.id) for it in queue}
+
+    # A drag in flight when the photo changes: a point is held, → opens the next photo, the mouse
+    # moves and lets go. Neither photo changes.
+    a = next(i for i in with_faces if i + 1 < n)
+    pos = _go(page, queue, 0, a)
+    dot = page.locator('.flm-pt[data-face="0"][data-pt="30"]')
+    dot.scroll_into_view_if_needed()
+    b = dot.bounding_box()
+    page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
+    page.mouse.down()
+    page.keyboard.press("ArrowRight")
+    pos += 1
+    _wait_shown(page, pos, n, queue[pos].name)
+    page.mouse.move(b["x"] + 40, b["y"] + 30, steps=4)
+    page.mouse.up()
+    page.wait_for_timeout(1500)
+    assert {it.id: _item_faces(app, project, it.id) for it in queue} == before
+
+    # A whole part (key 2: the brows) moved by Shift+→; then undo on another photo changes nothing there.
+    pos = _go(page, queue, pos, group)
+    item = queue[pos].id
+    page.keyboard.press("2")
+    assert page.locator(".flm-pt.sel").count() == 10
+    page.keyboard.press("Shift+ArrowRight")
+    start = np.asarray(before[item][0]["points"])
+    moved = _wait_faces(app, project, item, lambda f: np.allclose(np.asarray(f[0]["points"])[17:27, 0], start[17:27, 0] + 1))
+    np.testing.assert_allclose(np.delete(np.asarray(moved[0]["points"]), np.s_[17:27], 0), np.delete(start, np.s_[17:27], 0))
+    other = next(i for i in with_faces if i != group)
+    pos = _go(page, queue, pos, other)
+    page.keyboard.press("Control+z")
+    page.wait_for_timeout(1500)
+    assert _item_faces(app, project, queue[other].id) == before[queue[other].id]
+    assert np.allclose(np.asarray(_item_faces(app, project, item)[0]["points"]), np.asarray(moved[0]["points"]))
+
+    # Occluded: O on a selected point draws it hollow.
+    page.locator('.flm-pt[data-face="0"][data-pt="8"]').click()
+    page.keyboard.press("o")
+    assert "occ" in page.locator('.flm-pt[data-face="0"][data-pt="8"]').get_attribute("class")
+
+    # Delete every face of this photo (Delete key on the selected face): it says there is none.
+    for _ in range(len(_item_faces(app, project, queue[pos].id))):
+        page.locator(".flm-pt").first.click()
+        page.keyboard.press("Delete")
+    _wait_faces(app, project, queue[pos].id, lambda f: not f)
+    page.wait_for_function("() => document.querySelector('.flm-noface').textContent.startsWith('No face found')")
+    assert _shown(page)["noface"] == "No face found \u2014 draw a box to add one"
+    assert _shown(page)["points"] == 0
+    assert "uncertainty \u2014" in _shown(page)["where"]
+    _shot(page, "annotate_no_face")
+
+    # Add a face back by drawing its box with Shift+drag: the model predicts its points in the box.
+    page.locator(".flm-stage").scroll_into_view_if_needed()  # mouse positions are the viewport's
+    stage = page.locator(".flm-svg").bounding_box()
+    x0, y0 = stage["x"] + stage["width"] * 0.35, stage["y"] + stage["height"] * 0.3
+    page.keyboard.down("Shift")
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + 120, y0 + 140, steps=6)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    added = _wait_faces(app, project, queue[pos].id, lambda f: len(f) == 1, timeout=120)  # a model run, on a busy CPU
+    page.wait_for_function("() => document.querySelectorAll('.flm-pt').length === 68")
+    assert _shown(page)["noface"] == ""
+    box = np.asarray(added[0]["box"])
+    assert box[2] - box[0] > 10 and box[3] - box[1] > 10
+    _shot(page, "annotate_added_face")
+
+    # Back to the first photo: its own faces, nothing of the last one.
+    _go(page, queue, pos, 0)
+    assert _shown(page)["points"] == k * len(_item_faces(app, project, queue[0].id))
+    assert page_errors == [], page_errors
