@@ -78,10 +78,15 @@ def _moved(faces: list[dict], dx: float) -> list[dict]:
     return out
 
 
-def test_start_faces_and_no_face_photo(proj, group_faces):
+def test_start_faces_and_no_face_photo(proj, group_faces, shared_data):
+    from facelm.annotation import landmark_box
+    from facelm.detect import box_iou
+    from facelm.io.pts import read_pts
     items = _by_name(proj)
     assert len(items["2008_002470.jpg"].faces) == group_faces
-    assert all(len(items[Path(p).name].faces) == 1 for p in AFW)
+    for p in AFW:  # the annotated face is among those found (AFW crops can hold other, unannotated faces)
+        annotated = landmark_box(read_pts((shared_data / p).with_suffix(".pts"))[None])
+        assert box_iou(annotated, items[Path(p).name].boxes()).max() > 0.5, p
     empty = items["background.png"]
     assert empty.faces == [] and empty.uncertainty is None  # no guessed scribble, no sentinel number
     assert proj.queue()[0].name == "background.png"
@@ -109,7 +114,7 @@ def test_forward_and_back_through_differing_face_counts(proj, group_faces):
         assert v["count"] == 4 and v["done"] == 0
     indices = [v["index"] for v in seen]
     assert indices == [0, 1, 2, 3, 3, 2, 1, 0, 0]
-    assert sorted({len(v["faces"]) for v in seen}) == [0, 1, group_faces]
+    assert {0, 1, group_faces} <= {len(v["faces"]) for v in seen}
     assert view.state["item"] == view.value["item"]
 
 
