@@ -239,7 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_args(q: argparse.ArgumentParser) -> None:
         q.add_argument("--model", default=None, help="model folder or Hub repo id (default: the bundled model)")
-        q.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+        q.add_argument("--backend", choices=["torch", "onnx"], default="onnx",
+                       help="onnx (default): onnxruntime, with the model's shipped ONNX file or a cached export; "
+                            "torch: the PyTorch model")
         q.add_argument("--flip", action="store_true", help="flip test: average with the mirrored face")
         q.add_argument("--refine", action=argparse.BooleanOptionalAction, default="auto",
                        help="second stage: two crops framed on the first prediction (one turned upright), "

@@ -1,4 +1,4 @@
-"""Safe file names and crash-safe writes.
+"""Safe file names, crash-safe writes and facelm's cache folder.
 
 Annotation files name images by relative path, and the app autosaves annotations; both are places
 where a hostile or damaged file could make us read or clobber something outside the data folder,
@@ -12,7 +12,13 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .errors import UnsafePathError
 
-__all__ = ["safe_join", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["safe_join", "atomic_write_bytes", "atomic_write_text", "cache_dir"]
+
+
+def cache_dir() -> Path:
+    """The folder facelm caches derived files in (e.g. ONNX exports): ``$FACELM_CACHE``, else
+    ``~/.cache/facelm``. Not created here."""
+    return Path(os.environ.get("FACELM_CACHE") or Path.home() / ".cache" / "facelm").expanduser()
 
 
 def safe_join(root: str | os.PathLike, relative: str | os.PathLike) -> Path:

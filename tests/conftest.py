@@ -32,3 +32,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def facelm_cache(tmp_path_factory):
+    """ONNX exports the tests make are cached in a fresh folder, not in the user's ~/.cache/facelm."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("facelm_cache")
+        mp.setenv("FACELM_CACHE", str(path))
+        yield path
