@@ -4,9 +4,10 @@ Everything runs in one process on the same faces (evenly spaced annotated faces 
 default the 300-W AFW + HELEN-train faces of train.train's validation split, which the bundled model
 never trained on), each given its ground-truth box (the tight landmark box):
 
-* facelm at batch 1 on one thread, torch, onnxruntime and onnxruntime int8 (convolutions quantized,
-  calibrated on faces of the training split): ms per face including the crop and the mapping of
-  points back to the photo (decoding the photo is not counted);
+* facelm at batch 1 on one thread, torch, onnxruntime float, and the default of
+  ``FaceLandmarker.from_pretrained()``: onnxruntime with the model's shipped ONNX file (int8 for the
+  bundled models, convolutions quantized, calibrated on faces of the training split): ms per face
+  including the crop and the mapping of points back to the photo (decoding the photo is not counted);
 * facelm batched (64 crops) on one thread and on every core: faces per second, crops included;
 * each available face detector: ms per photo (its own photo, decoded beforehand);
 * when ``dlib`` and ``face_recognition_models`` import, dlib's ``shape_predictor_68_face_landmarks``
@@ -244,24 +245,22 @@ def format_result(r: BenchResult) -> str:
     return "\n".join(lines)
 
 
-def bench_model(model: object, label: str, faces: list[BenchFace], data: Path, configs: list[tuple[int, int]],
+def bench_model(model: object, spec: str | None, label: str, faces: list[BenchFace], configs: list[tuple[int, int]],
                 result: BenchResult) -> None:
-    """Rows of one landmark model: torch, onnxruntime (also with refine) and onnxruntime int8."""
+    """Rows of one landmark model: torch, onnxruntime float (also with refine), and the default of
+    ``FaceLandmarker.from_pretrained(spec)``: onnxruntime with the model's shipped ONNX file."""
+    from .landmarker import FaceLandmarker
     for backend in ("torch", "onnx"):
         for n_threads, batch in configs:
             result.rows.append(bench_facelm(model, faces, backend, n_threads, batch, label=f"{label}{backend}"))
         result.peak_rss_mb[f"after facelm {label}{backend}"] = peak_rss_mb()
     # FaceLandmarker(refine=True): the first pass, then two crops framed on it in one batch.
     result.rows.append(bench_facelm(model, faces, "onnx", 1, 1, label=f"{label}onnx refine", refine=True))
-    # int8: calibrated on faces of the training split, never on the faces timed here.
-    import tempfile
-
-    from .onnx_backend import calibration_crops, export_onnx, quantize_int8
-    with tempfile.TemporaryDirectory() as d:
-        int8 = Path(d) / "int8.onnx"
-        int8.write_bytes(quantize_int8(export_onnx(model), calibration_crops(model, [data], split="train")))
-        for n_threads, batch in configs[:2]:
-            result.rows.append(bench_facelm(model, faces, "onnx", n_threads, batch, int8, f"{label}onnx int8"))
+    default = FaceLandmarker.from_pretrained(spec, detector=None)._onnx.path
+    result.protocol[f"default ONNX file of {spec or 'the default model'}"] = str(default)
+    for n_threads, batch in configs[:2]:
+        result.rows.append(bench_facelm(model, faces, "onnx", n_threads, batch, default,
+                                        f"{label}default ({default.name})"))
 
 
 def run_bench(data: Path, n_faces: int, model_specs: list[str | None], n_photos: int, skip_dlib: bool = False,
@@ -288,7 +287,7 @@ def run_bench(data: Path, n_faces: int, model_specs: list[str | None], n_photos:
     configs = [(1, 1), (1, 64)] + ([(threads, 64)] if threads > 1 else [])
     labels = {spec: (f"{spec or 'default'} " if len(models) > 1 else "") for spec in models}
     for spec, model in models.items():
-        bench_model(model, labels[spec], faces, data, configs, result)
+        bench_model(model, spec, labels[spec], faces, configs, result)
     torch.set_num_threads(torch_threads)
     predictor = None if skip_dlib else _dlib_predictor_path()
     if predictor is not None:
@@ -296,15 +295,17 @@ def run_bench(data: Path, n_faces: int, model_specs: list[str | None], n_photos:
         result.rows += dlib_rows
         best_dlib = min(dlib_rows, key=lambda r: r.nme_pct)
         for spec in models:
-            rows = {kind: next(r for r in result.rows if r.name.startswith(f"facelm {labels[spec]}{kind}, batch 1,"))
-                    for kind in ("torch", "onnx", "onnx int8")}
+            rows = {kind: next(r for r in result.rows if r.name.startswith(f"facelm {labels[spec]}{kind}")
+                               and ", batch 1, 1 thread" in r.name and "refine" not in r.name)
+                    for kind in ("torch", "onnx", "default")}
             for kind, row in rows.items():
                 result.ratios[f"ms/face facelm {labels[spec]}{kind} batch 1 / dlib (1 thread each)"] = \
                     row.ms_per_face / best_dlib.ms_per_face
-            result.ratios[f"NME facelm {labels[spec]}/ dlib (dlib in its detector framing)"] = \
-                rows["torch"].nme_pct / dlib_rows[1].nme_pct
-            result.ratios[f"NME facelm {labels[spec]}/ dlib (dlib on the same box)"] = \
-                rows["torch"].nme_pct / dlib_rows[0].nme_pct
+            for kind in ("torch", "default"):
+                result.ratios[f"NME facelm {labels[spec]}{kind} / dlib (dlib in its detector framing)"] = \
+                    rows[kind].nme_pct / dlib_rows[1].nme_pct
+                result.ratios[f"NME facelm {labels[spec]}{kind} / dlib (dlib on the same box)"] = \
+                    rows[kind].nme_pct / dlib_rows[0].nme_pct
     else:
         result.rows.append(Row("dlib shape_predictor_68", note="not measured: pip install dlib-bin "
                                                                "face-recognition-models"))
