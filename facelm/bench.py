@@ -67,6 +67,8 @@ class BenchResult:
     detectors_ms_per_photo: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     ratios: dict[str, float] = field(default_factory=dict)
+    head_to_head: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per model: ms/face of the default from_pretrained() and of dlib, timed taking turns face by face."""
 
 
 def machine_info() -> dict:
@@ -153,6 +155,25 @@ def _time_per_item(fn: Callable[[object], np.ndarray], items: list, warmup: int 
     return 1000 * best / len(items), out
 
 
+def time_alternating(fns: list[Callable[[object], object]], items: list, passes: int = PASSES,
+                     warmup: int = 5) -> tuple[np.ndarray, list[list]]:
+    """(len(fns), len(items)) ms of each call, the fastest of ``passes``, the functions taking turns item
+    by item so that a busy machine slows each alike (their ratio is then the figure to trust); and
+    each function's outputs."""
+    for fn in fns:
+        for it in items[:warmup]:
+            fn(it)
+    ms = np.full((len(fns), len(items)), np.inf)
+    out: list[list] = [[None] * len(items) for _ in fns]
+    for _ in range(passes):
+        for j, it in enumerate(items):
+            for i, fn in enumerate(fns):
+                t = time.perf_counter()
+                out[i][j] = fn(it)
+                ms[i, j] = min(ms[i, j], 1000 * (time.perf_counter() - t))
+    return ms, out
+
+
 def _nme_pct(pred: list[np.ndarray] | np.ndarray, faces: list[BenchFace]) -> float:
     from .metrics import nme
     return 100 * float(np.mean(nme(np.stack(pred), np.stack([f.gt for f in faces]), "ibug68")))
@@ -183,7 +204,9 @@ def bench_facelm(model: object, faces: list[BenchFace], backend: str, threads: i
     return Row(name, ms, 1000 / ms, _nme_pct(preds, faces))
 
 
-def bench_dlib(faces: list[BenchFace], predictor_path: Path) -> list[Row]:
+def dlib_landmarks(predictor_path: Path) -> dict[str, Callable[[BenchFace], np.ndarray]]:
+    """dlib's shape predictor on a face, given the face's box as it is ("same box") and converted to
+    the framing of dlib's own face detector ("box in dlib-detector framing")."""
     import dlib
 
     from .detect.dlib_hog import CALIBRATION
@@ -197,13 +220,26 @@ def bench_dlib(faces: list[BenchFace], predictor_path: Path) -> list[Row]:
             return np.array([[p.x, p.y] for p in shape.parts()], np.float32)
         return one
 
+    return {"same box": run(lambda f: f.box), "box in dlib-detector framing": run(lambda f: to_detector_framing.apply(f.box)[0])}
+
+
+def bench_dlib(faces: list[BenchFace], predictor_path: Path) -> list[Row]:
     rows = []
-    for name, box_of in (("dlib shape_predictor_68, same box", lambda f: f.box),
-                         ("dlib shape_predictor_68, box in dlib-detector framing",
-                          lambda f: to_detector_framing.apply(f.box)[0])):
-        ms, preds = _time_per_item(run(box_of), faces)
-        rows.append(Row(name, ms, 1000 / ms, _nme_pct(preds, faces), "1 thread (dlib is single-threaded)"))
+    for name, fn in dlib_landmarks(predictor_path).items():
+        ms, preds = _time_per_item(fn, faces)
+        rows.append(Row(f"dlib shape_predictor_68, {name}", ms, 1000 / ms, _nme_pct(preds, faces),
+                        "1 thread (dlib is single-threaded)"))
     return rows
+
+
+def head_to_head(spec: str | None, faces: list[BenchFace], predictor_path: Path) -> dict[str, float]:
+    """ms/face of the default ``FaceLandmarker.from_pretrained(spec)`` given each face's box and of dlib's
+    predictor in its detector framing, one thread each, timed taking turns face by face."""
+    from .landmarker import FaceLandmarker
+    fl = FaceLandmarker.from_pretrained(spec, detector=None, num_threads=1)
+    dlib_fn = dlib_landmarks(predictor_path)["box in dlib-detector framing"]
+    ms, _ = time_alternating([lambda f: fl.predict(f.image, boxes=f.box).landmarks, dlib_fn], faces)
+    return {"facelm": float(ms[0].mean()), "dlib": float(ms[1].mean())}
 
 
 def bench_detectors(photos: list[np.ndarray], n: int) -> dict[str, float]:
@@ -240,6 +276,9 @@ def format_result(r: BenchResult) -> str:
         lines.append(f"detector {name:<14} {ms:8.1f} ms/photo (1 thread)")
     for name, mb in r.peak_rss_mb.items():
         lines.append(f"peak RSS {name}: {mb:.0f} MB")
+    for name, pair in r.head_to_head.items():
+        lines.append(f"head to head, {name} default vs dlib (detector framing), taking turns face by face, "
+                     f"1 thread each: {pair['facelm']:.2f} vs {pair['dlib']:.2f} ms/face")
     for name, v in r.ratios.items():
         lines.append(f"ratio {name}: {v:.2f}")
     return "\n".join(lines)
@@ -299,8 +338,12 @@ def run_bench(data: Path, n_faces: int, model_specs: list[str | None], n_photos:
                                and ", batch 1, 1 thread" in r.name and "refine" not in r.name)
                     for kind in ("torch", "onnx", "default")}
             for kind, row in rows.items():
-                result.ratios[f"ms/face facelm {labels[spec]}{kind} batch 1 / dlib (1 thread each)"] = \
+                result.ratios[f"ms/face facelm {labels[spec]}{kind} batch 1 / dlib (1 thread each, rows timed apart)"] = \
                     row.ms_per_face / best_dlib.ms_per_face
+            pair = head_to_head(spec, faces, predictor)
+            result.head_to_head[f"{spec or 'default'}"] = pair
+            result.ratios[f"ms/face facelm {labels[spec]}default / dlib, timed taking turns (1 thread each)"] = \
+                pair["facelm"] / pair["dlib"]
             for kind in ("torch", "default"):
                 result.ratios[f"NME facelm {labels[spec]}{kind} / dlib (dlib in its detector framing)"] = \
                     rows[kind].nme_pct / dlib_rows[1].nme_pct

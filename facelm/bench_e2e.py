@@ -26,14 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .bench import DEFAULT_DATA, _dlib_predictor_path, machine_info
+from .bench import DEFAULT_DATA, _dlib_predictor_path, machine_info, time_alternating
 
 Method = Callable[[np.ndarray], np.ndarray]
 """(H, W, 3) uint8 RGB photo -> (N, 68, 2) landmarks of every face found."""
@@ -99,22 +98,6 @@ def dlib_method(predictor_path: Path, upsample: int) -> tuple[Method, str]:
     return run, f"dlib HOG detector (upsample {upsample}) + shape_predictor_68"
 
 
-def time_methods(methods: list[Method], photos: list[np.ndarray], passes: int) -> tuple[np.ndarray, list[list]]:
-    """(methods, photos) ms, each the fastest of ``passes``, the methods alternating photo by photo;
-    and each method's answers (from the last pass)."""
-    for m in methods:  # warm-up: first calls allocate and pick kernels
-        m(photos[0])
-    ms = np.full((len(methods), len(photos)), np.inf)
-    out: list[list] = [[None] * len(photos) for _ in methods]
-    for _ in range(passes):
-        for j, img in enumerate(photos):
-            for i, m in enumerate(methods):
-                t = time.perf_counter()
-                out[i][j] = m(img)
-                ms[i, j] = min(ms[i, j], 1000 * (time.perf_counter() - t))
-    return ms, out
-
-
 def run_e2e(data: Path, split: str, model: str | None, detector: str, upsample: int, passes: int,
             every: int = 1, skip_dlib: bool = False) -> E2EResult:
     import torch
@@ -133,7 +116,7 @@ def run_e2e(data: Path, split: str, model: str | None, detector: str, upsample: 
     predictor = None if skip_dlib else _dlib_predictor_path()
     if predictor is not None:
         methods.append(dlib_method(predictor, upsample))
-    ms, answers = time_methods([m for m, _ in methods], images, passes)
+    ms, answers = time_alternating([m for m, _ in methods], images, passes, warmup=1)
     gt = np.concatenate([ph.landmarks for ph in photos])
     matched = [np.concatenate([match_to_annotated(a, ph.landmarks) for a, ph in zip(ans, photos)]) for ans in answers]
     errors = [nme(m, gt, "ibug68") for m in matched]  # NaN for missed faces

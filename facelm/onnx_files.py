@@ -7,6 +7,7 @@ weights (a folder retrained in place, a stale download) is refused instead of gi
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from .errors import ModelLoadError
@@ -27,12 +28,16 @@ def onnx_beside(folder: Path | None, repo_id: str | None = None) -> Path | None:
     if repo_id is None:
         return None
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
     for name in ONNX_FILES:
         try:
             return Path(hf_hub_download(repo_id, name))
         except (EntryNotFoundError, LocalEntryNotFoundError):
             continue
+        except (HfHubHTTPError, OSError) as e:  # the weights came through: export them rather than fail
+            warnings.warn(f"{repo_id}: cannot download {name} ({type(e).__name__}: {e}); using an export of "
+                          "the weights instead", stacklevel=3)
+            return None
     return None
 
 
