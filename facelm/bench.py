@@ -15,7 +15,9 @@ never trained on), each given its ground-truth box (the tight landmark box):
   framing of dlib's own face detector (what the predictor was trained on; see facelm.detect);
 * peak resident memory (VmHWM) after the facelm part and at the end.
 
-Every time is the fastest of three passes over the faces (or photos), after a warm-up. ``--model A B``
+Every time is the fastest of three passes over the faces (or photos), after a warm-up; the default
+model's time against dlib's is also measured with the two taking turns face by face, the ratio to
+trust on a busy machine. Photo in, every face out (detector included): ``python -m facelm.bench_e2e``. ``--model A B``
 benchmarks several landmark models in the same run (default: both bundled 68-point models,
 ``ibug68`` and ``ibug68_fast``).
 

@@ -17,9 +17,9 @@ from .models import LandmarkModel, LandmarkPredictor
 
 OPSET = 17
 WEIGHTS_KEY = "facelm_weights_sha256"
+"""ONNX metadata entry holding :func:`weights_sha256` of the model a file was exported from."""
 CALIB_PERCENTILE = 99.95
 """Activation range of int8 calibration; chosen by the int8-float NME gap on training-split faces."""
-"""ONNX metadata entry holding :func:`weights_sha256` of the model a file was exported from."""
 
 
 def weights_sha256(model: LandmarkModel) -> str:
@@ -32,7 +32,7 @@ def weights_sha256(model: LandmarkModel) -> str:
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+        h.update((t.float() if t.dtype == torch.bfloat16 else t).numpy().tobytes())  # numpy has no bfloat16
     return h.hexdigest()
 
 
@@ -84,7 +84,6 @@ def quantize_int8(onnx_model: bytes, calibration: np.ndarray) -> bytes:
     import tempfile
 
     import onnx
-
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
 
