@@ -4,9 +4,10 @@ Everything runs in one process on the same faces (evenly spaced annotated faces 
 default the 300-W AFW + HELEN-train faces of train.train's validation split, which the bundled model
 never trained on), each given its ground-truth box (the tight landmark box):
 
-* facelm at batch 1 on one thread, torch, onnxruntime and onnxruntime int8 (convolutions quantized,
-  calibrated on faces of the training split): ms per face including the crop and the mapping of
-  points back to the photo (decoding the photo is not counted);
+* facelm at batch 1 on one thread, torch, onnxruntime float, and the default of
+  ``FaceLandmarker.from_pretrained()``: onnxruntime with the model's shipped ONNX file (int8 for the
+  bundled models, convolutions quantized, calibrated on faces of the training split): ms per face
+  including the crop and the mapping of points back to the photo (decoding the photo is not counted);
 * facelm batched (64 crops) on one thread and on every core: faces per second, crops included;
 * each available face detector: ms per photo (its own photo, decoded beforehand);
 * when ``dlib`` and ``face_recognition_models`` import, dlib's ``shape_predictor_68_face_landmarks``
@@ -14,7 +15,9 @@ never trained on), each given its ground-truth box (the tight landmark box):
   framing of dlib's own face detector (what the predictor was trained on; see facelm.detect);
 * peak resident memory (VmHWM) after the facelm part and at the end.
 
-Every time is the fastest of three passes over the faces (or photos), after a warm-up. ``--model A B``
+Every time is the fastest of three passes over the faces (or photos), after a warm-up; the default
+model's time against dlib's is also measured with the two taking turns face by face, the ratio to
+trust on a busy machine. Photo in, every face out (detector included): ``python -m facelm.bench_e2e``. ``--model A B``
 benchmarks several landmark models in the same run (default: both bundled 68-point models,
 ``ibug68`` and ``ibug68_fast``).
 
@@ -66,6 +69,8 @@ class BenchResult:
     detectors_ms_per_photo: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     ratios: dict[str, float] = field(default_factory=dict)
+    head_to_head: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per model: ms/face of the default from_pretrained() and of dlib, timed taking turns face by face."""
 
 
 def machine_info() -> dict:
@@ -152,6 +157,25 @@ def time_per_item(fn: Callable[[object], np.ndarray], items: list, warmup: int =
     return 1000 * best / len(items), out
 
 
+def time_alternating(fns: list[Callable[[object], object]], items: list, passes: int = PASSES,
+                     warmup: int = 5) -> tuple[np.ndarray, list[list]]:
+    """(len(fns), len(items)) ms of each call, the fastest of ``passes``, the functions taking turns item
+    by item so that a busy machine slows each alike (their ratio is then the figure to trust); and
+    each function's outputs."""
+    for fn in fns:
+        for it in items[:warmup]:
+            fn(it)
+    ms = np.full((len(fns), len(items)), np.inf)
+    out: list[list] = [[None] * len(items) for _ in fns]
+    for _ in range(passes):
+        for j, it in enumerate(items):
+            for i, fn in enumerate(fns):
+                t = time.perf_counter()
+                out[i][j] = fn(it)
+                ms[i, j] = min(ms[i, j], 1000 * (time.perf_counter() - t))
+    return ms, out
+
+
 def _nme_pct(pred: list[np.ndarray] | np.ndarray, faces: list[BenchFace]) -> float:
     from .metrics import nme
     return 100 * float(np.mean(nme(np.stack(pred), np.stack([f.gt for f in faces]), "ibug68")))
@@ -182,7 +206,9 @@ def bench_facelm(model: object, faces: list[BenchFace], backend: str, threads: i
     return Row(name, ms, 1000 / ms, _nme_pct(preds, faces))
 
 
-def bench_dlib(faces: list[BenchFace], predictor_path: Path) -> list[Row]:
+def dlib_landmarks(predictor_path: Path) -> dict[str, Callable[[BenchFace], np.ndarray]]:
+    """dlib's shape predictor on a face, given the face's box as it is ("same box") and converted to
+    the framing of dlib's own face detector ("box in dlib-detector framing")."""
     import dlib
 
     from .detect.dlib_hog import CALIBRATION
@@ -196,13 +222,26 @@ def bench_dlib(faces: list[BenchFace], predictor_path: Path) -> list[Row]:
             return np.array([[p.x, p.y] for p in shape.parts()], np.float32)
         return one
 
+    return {"same box": run(lambda f: f.box), "box in dlib-detector framing": run(lambda f: to_detector_framing.apply(f.box)[0])}
+
+
+def bench_dlib(faces: list[BenchFace], predictor_path: Path) -> list[Row]:
     rows = []
-    for name, box_of in (("dlib shape_predictor_68, same box", lambda f: f.box),
-                         ("dlib shape_predictor_68, box in dlib-detector framing",
-                          lambda f: to_detector_framing.apply(f.box)[0])):
-        ms, preds = time_per_item(run(box_of), faces)
-        rows.append(Row(name, ms, 1000 / ms, _nme_pct(preds, faces), "1 thread (dlib is single-threaded)"))
+    for name, fn in dlib_landmarks(predictor_path).items():
+        ms, preds = time_per_item(fn, faces)
+        rows.append(Row(f"dlib shape_predictor_68, {name}", ms, 1000 / ms, _nme_pct(preds, faces),
+                        "1 thread (dlib is single-threaded)"))
     return rows
+
+
+def head_to_head(spec: str | None, faces: list[BenchFace], predictor_path: Path) -> dict[str, float]:
+    """ms/face of the default ``FaceLandmarker.from_pretrained(spec)`` given each face's box and of dlib's
+    predictor in its detector framing, one thread each, timed taking turns face by face."""
+    from .landmarker import FaceLandmarker
+    fl = FaceLandmarker.from_pretrained(spec, detector=None, num_threads=1)
+    dlib_fn = dlib_landmarks(predictor_path)["box in dlib-detector framing"]
+    ms, _ = time_alternating([lambda f: fl.predict(f.image, boxes=f.box).landmarks, dlib_fn], faces)
+    return {"facelm": float(ms[0].mean()), "dlib": float(ms[1].mean())}
 
 
 def bench_detectors(photos: list[np.ndarray], n: int) -> dict[str, float]:
@@ -239,29 +278,30 @@ def format_result(r: BenchResult) -> str:
         lines.append(f"detector {name:<14} {ms:8.1f} ms/photo (1 thread)")
     for name, mb in r.peak_rss_mb.items():
         lines.append(f"peak RSS {name}: {mb:.0f} MB")
+    for name, pair in r.head_to_head.items():
+        lines.append(f"head to head, {name} default vs dlib (detector framing), taking turns face by face, "
+                     f"1 thread each: {pair['facelm']:.2f} vs {pair['dlib']:.2f} ms/face")
     for name, v in r.ratios.items():
         lines.append(f"ratio {name}: {v:.2f}")
     return "\n".join(lines)
 
 
-def bench_model(model: object, label: str, faces: list[BenchFace], data: Path, configs: list[tuple[int, int]],
+def bench_model(model: object, spec: str | None, label: str, faces: list[BenchFace], configs: list[tuple[int, int]],
                 result: BenchResult) -> None:
-    """Rows of one landmark model: torch, onnxruntime (also with refine) and onnxruntime int8."""
+    """Rows of one landmark model: torch, onnxruntime float (also with refine), and the default of
+    ``FaceLandmarker.from_pretrained(spec)``: onnxruntime with the model's shipped ONNX file."""
+    from .landmarker import FaceLandmarker
     for backend in ("torch", "onnx"):
         for n_threads, batch in configs:
             result.rows.append(bench_facelm(model, faces, backend, n_threads, batch, label=f"{label}{backend}"))
         result.peak_rss_mb[f"after facelm {label}{backend}"] = peak_rss_mb()
     # FaceLandmarker(refine=True): the first pass, then two crops framed on it in one batch.
     result.rows.append(bench_facelm(model, faces, "onnx", 1, 1, label=f"{label}onnx refine", refine=True))
-    # int8: calibrated on faces of the training split, never on the faces timed here.
-    import tempfile
-
-    from .onnx_backend import calibration_crops, export_onnx, quantize_int8
-    with tempfile.TemporaryDirectory() as d:
-        int8 = Path(d) / "int8.onnx"
-        int8.write_bytes(quantize_int8(export_onnx(model), calibration_crops(model, [data], split="train")))
-        for n_threads, batch in configs[:2]:
-            result.rows.append(bench_facelm(model, faces, "onnx", n_threads, batch, int8, f"{label}onnx int8"))
+    default = FaceLandmarker.from_pretrained(spec, detector=None)._onnx.path
+    result.protocol[f"default ONNX file of {spec or 'the default model'}"] = str(default)
+    for n_threads, batch in configs[:2]:
+        result.rows.append(bench_facelm(model, faces, "onnx", n_threads, batch, default,
+                                        f"{label}default ({default.name})"))
 
 
 def run_bench(data: Path, n_faces: int, model_specs: list[str | None], n_photos: int, skip_dlib: bool = False,
@@ -288,7 +328,7 @@ def run_bench(data: Path, n_faces: int, model_specs: list[str | None], n_photos:
     configs = [(1, 1), (1, 64)] + ([(threads, 64)] if threads > 1 else [])
     labels = {spec: (f"{spec or 'default'} " if len(models) > 1 else "") for spec in models}
     for spec, model in models.items():
-        bench_model(model, labels[spec], faces, data, configs, result)
+        bench_model(model, spec, labels[spec], faces, configs, result)
     torch.set_num_threads(torch_threads)
     predictor = None if skip_dlib else _dlib_predictor_path()
     if predictor is not None:
@@ -296,15 +336,21 @@ def run_bench(data: Path, n_faces: int, model_specs: list[str | None], n_photos:
         result.rows += dlib_rows
         best_dlib = min(dlib_rows, key=lambda r: r.nme_pct)
         for spec in models:
-            rows = {kind: next(r for r in result.rows if r.name.startswith(f"facelm {labels[spec]}{kind}, batch 1,"))
-                    for kind in ("torch", "onnx", "onnx int8")}
+            rows = {kind: next(r for r in result.rows if r.name.startswith(f"facelm {labels[spec]}{kind}")
+                               and ", batch 1, 1 thread" in r.name and "refine" not in r.name)
+                    for kind in ("torch", "onnx", "default")}
             for kind, row in rows.items():
-                result.ratios[f"ms/face facelm {labels[spec]}{kind} batch 1 / dlib (1 thread each)"] = \
+                result.ratios[f"ms/face facelm {labels[spec]}{kind} batch 1 / dlib (1 thread each, rows timed apart)"] = \
                     row.ms_per_face / best_dlib.ms_per_face
-            result.ratios[f"NME facelm {labels[spec]}/ dlib (dlib in its detector framing)"] = \
-                rows["torch"].nme_pct / dlib_rows[1].nme_pct
-            result.ratios[f"NME facelm {labels[spec]}/ dlib (dlib on the same box)"] = \
-                rows["torch"].nme_pct / dlib_rows[0].nme_pct
+            pair = head_to_head(spec, faces, predictor)
+            result.head_to_head[f"{spec or 'default'}"] = pair
+            result.ratios[f"ms/face facelm {labels[spec]}default / dlib, timed taking turns (1 thread each)"] = \
+                pair["facelm"] / pair["dlib"]
+            for kind in ("torch", "default"):
+                result.ratios[f"NME facelm {labels[spec]}{kind} / dlib (dlib in its detector framing)"] = \
+                    rows[kind].nme_pct / dlib_rows[1].nme_pct
+                result.ratios[f"NME facelm {labels[spec]}{kind} / dlib (dlib on the same box)"] = \
+                    rows[kind].nme_pct / dlib_rows[0].nme_pct
     else:
         result.rows.append(Row("dlib shape_predictor_68", note="not measured: pip install dlib-bin "
                                                                "face-recognition-models"))

@@ -193,7 +193,8 @@ def cmd_export_onnx(a: argparse.Namespace) -> int:
         data = quantize_int8(data, calibration_crops(model, a.calib, a.calib_faces))
         out.write_bytes(data)
         check = (f"int8, calibrated on {a.calib_faces} training faces of {', '.join(a.calib)}; "
-                 f"use it with FaceLandmarker(..., backend='onnx', onnx_file='{out}')")
+                 f"use it with FaceLandmarker(..., backend='onnx', onnx_file='{out}'), or name it "
+                 "model_int8.onnx in the model's folder (or Hub repo) to make it that model's default")
     print(f"wrote {out} ({len(data) / 1e6:.1f} MB, input crops (B, {model.in_chans}, {model.input_size}, "
           f"{model.input_size}) float 0-255, output landmarks (B, {model.num_points}, 2) crop pixels); {check}")
     return 0
@@ -217,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_args(q: argparse.ArgumentParser) -> None:
         q.add_argument("--model", default=None, help="model folder or Hub repo id (default: the bundled model)")
-        q.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+        q.add_argument("--backend", choices=["torch", "onnx"], default="onnx",
+                       help="onnx (default): onnxruntime, with the model's shipped ONNX file or a cached export; "
+                            "torch: the PyTorch model")
         q.add_argument("--flip", action="store_true", help="flip test: average with the mirrored face")
         q.add_argument("--refine", action=argparse.BooleanOptionalAction, default="auto",
                        help="second stage: two crops framed on the first prediction (one turned upright), "

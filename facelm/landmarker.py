@@ -16,7 +16,7 @@ import torch
 from .annotation import AnnotatedImage, Face
 from .crop import crop_matrix, crops_to_input, invert, transform_points, warp
 from .face_box import face_box, upright_face_box
-from .hub import load_model
+from .hub import load_model, local_folder
 from .image import ImageLike, MAX_PIXELS, to_rgb_array
 from .models import LandmarkModel
 from .schemes import Scheme, convert, get_scheme
@@ -110,7 +110,10 @@ class FaceLandmarker:
 
     ``min_score`` keeps the detector's faces scoring at least that (None: the detector's own
     default, ``detector.min_score``); ``min_face`` those whose box's short side is at least that many
-    pixels. Both can be changed per :meth:`predict` call. Accuracy and speed: docs/detection.md."""
+    pixels. Both can be changed per :meth:`predict` call. Accuracy and speed: docs/detection.md.
+
+    ``backend``: "torch" runs the PyTorch model (the default for a model built in memory), "onnx" runs
+    onnxruntime (the default of ``from_pretrained``; see facelm.onnx_files)."""
 
     def __init__(self, model: LandmarkModel, detector: object | None = "default", backend: Backend = "torch",
                  flip_test: bool = False, refine: Refine = "auto", num_threads: int | None = None,
@@ -134,18 +137,25 @@ class FaceLandmarker:
         if onnx_file is not None and backend != "onnx":
             raise ValueError("onnx_file needs backend='onnx'")
         if backend == "onnx":
-            from .onnx_backend import OnnxRunner, export_onnx
-            # onnx_file: an export of this model, e.g. the int8 one of ``export-onnx --int8``.
-            self._onnx = OnnxRunner(export_onnx(model) if onnx_file is None else onnx_file, num_threads=num_threads)
-            self._onnx.check_input(model.in_chans, model.input_size)
+            from .onnx_files import open_onnx
+            # onnx_file: an export of this model, e.g. the int8 one of ``export-onnx --int8``; without
+            # one, the model is exported once and the file cached by the weights' hash.
+            self._onnx = open_onnx(model, onnx_file, num_threads)
         elif backend != "torch":
             raise ValueError(f"unknown backend {backend!r}; use 'torch' or 'onnx'")
 
     @classmethod
     def from_pretrained(cls, id_or_dir: str | os.PathLike | None = None, detector: object | None = "default",
-                        **kwargs) -> "FaceLandmarker":
-        """The bundled default model (None), a local model folder, or a Hugging Face Hub repo id."""
-        return cls(load_model(id_or_dir), detector=detector, **kwargs)
+                        backend: Backend = "onnx", **kwargs) -> "FaceLandmarker":
+        """The bundled default model (None), a local model folder, or a Hugging Face Hub repo id, run by
+        onnxruntime: the ONNX file shipped with the model (``facelm.onnx_files.ONNX_FILES``) or else an
+        export cached on first use. ``backend="torch"`` runs the PyTorch model instead."""
+        model = load_model(id_or_dir)
+        if backend == "onnx" and kwargs.get("onnx_file") is None:
+            from .onnx_files import onnx_beside
+            folder = local_folder(id_or_dir)
+            kwargs["onnx_file"] = onnx_beside(folder, None if folder is not None else str(id_or_dir))
+        return cls(model, detector=detector, backend=backend, **kwargs)
 
     @property
     def input_size(self) -> int:

@@ -1,7 +1,9 @@
 """ONNX export of any LandmarkModel, and an onnxruntime runner with the same call as the torch model."""
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import warnings
 from pathlib import Path
@@ -14,11 +16,30 @@ from .errors import FacelmError
 from .models import LandmarkModel, LandmarkPredictor
 
 OPSET = 17
+WEIGHTS_KEY = "facelm_weights_sha256"
+"""ONNX metadata entry holding :func:`weights_sha256` of the model a file was exported from."""
+CALIB_PERCENTILE = 99.95
+"""Activation range of int8 calibration; chosen by the int8-float NME gap on training-split faces."""
+
+
+def weights_sha256(model: LandmarkModel) -> str:
+    """Hash of what an export depends on: the model's config and every tensor of its state (buffers
+    the config rebuilds, such as the point offsets, included). Equal models give equal hashes, whatever
+    folder or Hub repo they were loaded from."""
+    h = hashlib.sha256(json.dumps(model._hub_mixin_config, sort_keys=True, default=str).encode())
+    tensors = dict(model.state_dict())
+    tensors.update(model.named_buffers())  # non-persistent buffers too
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update((t.float() if t.dtype == torch.bfloat16 else t).numpy().tobytes())  # numpy has no bfloat16
+    return h.hexdigest()
 
 
 def export_onnx(model: LandmarkModel, path: str | os.PathLike | None = None) -> bytes:
-    """Export crops (B, C, S, S) float [0, 255] -> landmarks (B, K, 2), batch size dynamic.
-    Returns the serialised model, and also writes it to ``path`` when given."""
+    """Export crops (B, C, S, S) float [0, 255] -> landmarks (B, K, 2), batch size dynamic, stamped with
+    the weights' hash (``WEIGHTS_KEY``; :func:`quantize_int8` keeps it). Returns the serialised model,
+    and also writes it to ``path`` when given."""
     wrapper = LandmarkPredictor(model).eval()
     x = torch.zeros(1, model.in_chans, model.input_size, model.input_size)
     buf = io.BytesIO()
@@ -28,7 +49,10 @@ def export_onnx(model: LandmarkModel, path: str | os.PathLike | None = None) -> 
         torch.onnx.export(wrapper, (x,), buf, input_names=["crops"], output_names=["landmarks"],
                           dynamic_axes={"crops": {0: "batch"}, "landmarks": {0: "batch"}},
                           opset_version=OPSET, dynamo=False)
-    data = buf.getvalue()
+    import onnx
+    proto = onnx.load_from_string(buf.getvalue())
+    proto.metadata_props.add(key=WEIGHTS_KEY, value=weights_sha256(model))
+    data = proto.SerializeToString()
     if path is not None:
         Path(path).write_bytes(data)
     return data
@@ -51,14 +75,15 @@ def calibration_crops(model: LandmarkModel, data: Sequence[str | os.PathLike], n
 
 
 def quantize_int8(onnx_model: bytes, calibration: np.ndarray) -> bytes:
-    """Static int8 quantization of the convolutions (QDQ, per output channel), activations calibrated
-    on ``calibration`` crops to their 99.99th percentile: the min-max range let a few outliers
-    coarsen every step (300-W validation, 128 px ibug68 before its calibration: float 3.60 %, min-max int8
-    3.73 %, percentile int8 3.63 %; no worse for the 112 px or the fast model). 1.2-3x faster than float
-    on CPU (batch 1, one thread: 1.4 vs 3.4 ms for ibug68, 0.7 vs 0.8 ms for ibug68_fast on one machine,
-    2.7 vs 7.7 and 1.0 vs 2.3 ms on another); the decoding stays float."""
+    """Static int8 quantization of the convolutions and their ReLUs (QDQ, per output channel; a ReLU
+    quantized with its convolution disappears into it), activations calibrated on ``calibration``
+    crops to their ``CALIB_PERCENTILE``th percentile: the min-max range lets a few outliers coarsen
+    every step. The first convolution stays float (three input channels give int8 kernels little
+    to work with, and it sees the pixels), as do the residual additions (int8 ones cost accuracy) and
+    the decoding. Accuracy and speed against the float model: docs/speed.md."""
     import tempfile
 
+    import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
 
@@ -69,13 +94,15 @@ def quantize_int8(onnx_model: bytes, calibration: np.ndarray) -> bytes:
         def get_next(self) -> dict | None:
             return next(self.items, None)
 
+    first_conv = [next(n.name for n in onnx.load_from_string(onnx_model).graph.node if n.op_type == "Conv")]
     with tempfile.TemporaryDirectory() as d:
         src, dst = Path(d) / "fp32.onnx", Path(d) / "int8.onnx"
         src.write_bytes(onnx_model)
         quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        op_types_to_quantize=["Conv"], activation_type=QuantType.QUInt8,
+                        op_types_to_quantize=["Conv", "Relu"], nodes_to_exclude=first_conv,
+                        activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Percentile,
-                        extra_options={"CalibPercentile": 99.99})
+                        extra_options={"CalibPercentile": CALIB_PERCENTILE})
         return dst.read_bytes()
 
 
@@ -90,8 +117,15 @@ class OnnxRunner:
             so.inter_op_num_threads = 1
         so.log_severity_level = 3
         src = model_bytes_or_path if isinstance(model_bytes_or_path, bytes) else str(model_bytes_or_path)
+        self.path = None if isinstance(src, bytes) else Path(src)
+        """The file this runs, None for a model given as bytes."""
         self.session = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+
+    @property
+    def weights_sha256(self) -> str | None:
+        """The hash of the weights the file was exported from; None for a file without the stamp."""
+        return self.session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY)
 
     def check_input(self, in_chans: int, input_size: int) -> None:
         """Refuse a file made for another model: it would give garbage points, not an error."""

@@ -30,9 +30,11 @@ def test_bench_end_to_end(shared_data, tmp_path, capsys, one_torch_thread):
     result = json.loads(out.read_text())
     assert result["protocol"]["split"] == "validation" and result["protocol"]["faces"] == 6
     timed = [r for r in result["rows"] if r["name"].startswith("facelm")]
-    # both bundled 68-point models by default, each on every backend, and with the refine pass
+    # both bundled 68-point models by default, each on both backends, with the refine pass, and as
+    # from_pretrained() runs them by default (the shipped int8 file)
     assert {r["name"].split(",")[0] for r in timed} == {f"facelm {m} {kind}" for m in bench.DEFAULT_MODELS
-                                                        for kind in ("torch", "onnx", "onnx int8", "onnx refine")}
+                                                        for kind in ("torch", "onnx", "onnx refine",
+                                                                     "default (model_int8.onnx)")}
     for row in timed:
         assert (row["ms_per_face"] or 0) > 0 or (row["faces_per_s"] or 0) > 0
         assert 0 < row["nme_pct"] < 20, row  # a trained model on GT boxes, not noise

@@ -89,7 +89,7 @@ def test_unknown_backend(bundled):
 
 def test_int8_export_is_close_to_float_on_held_out_faces(bundled, shared_data, tmp_path):
     """``export-onnx --int8``: calibrated on training faces, judged on validation faces. Quantization
-    moves points a little (+0.03 NME points on the whole split for the bundled model), never wildly."""
+    moves points a little (docs/speed.md), never wildly."""
     from facelm.cli import main
     from facelm.metrics import nme
     out = tmp_path / "int8.onnx"
