@@ -312,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("input", metavar="VIDEO", help="a video file OpenCV reads (mp4, avi, mov, mkv, ...)")
     q.add_argument("--out", required=True, help="JSON output: {fps, frames: [{index, faces: [{id, box, landmarks}]}]}")
     q.add_argument("--csv", default=None, help="also write one CSV row per face per frame")
-    q.add_argument("--overlay", default=None, metavar="MP4", help="also write the video with the faces drawn")
+    q.add_argument("--overlay", default=None, metavar="MP4",
+                   help="also write the video with the faces drawn: .mp4 (mp4v), .webm (VP8, plays in browsers), .avi")
     q.add_argument("--no-smooth", action="store_true", help="the model's raw points, no One Euro filter")
     q.add_argument("--detect-every", type=int, default=DEFAULT_DETECT_EVERY, metavar="N",
                    help=f"run the face detector every N frames, and whenever a face is lost "

@@ -325,11 +325,13 @@ def track_video(source: str | os.PathLike | Iterable, landmarker: object, detect
     then gives their rate; default 30). ``overlay``: also write an mp4 with the faces drawn on (an
     undecodable frame repeats the last one drawn, so the overlay keeps the video's timing)."""
     from tqdm import tqdm
+    writer = OverlayWriter(overlay, fps or 0.0) if overlay is not None else None  # checks the suffix first
     src = FrameSource(source, fps)
     tracker = Tracker(landmarker, detect_every, smoothing, src.fps)
     frames: list[FrameFaces] = []
     size = (0, 0)
-    writer = OverlayWriter(overlay, src.fps) if overlay is not None else None
+    if writer is not None:
+        writer.fps = src.fps
     last_drawn: np.ndarray | None = None
     try:
         bar = tqdm(src, total=src.frame_count, unit="frame", desc="video", disable=not progress or None)
@@ -377,12 +379,14 @@ def draw_tracked(frame: np.ndarray, faces: list[TrackedFace], scheme: object, fp
 
 # -- what an app calls ---------------------------------------------------------------------------------
 def track_video_file(video: str | os.PathLike, landmarker: object, out_dir: str | os.PathLike | None = None,
-                     smooth: bool = True, detect_every: int = DEFAULT_DETECT_EVERY) -> tuple[Path, dict]:
-    """A video upload: writes ``<name>_landmarks.mp4`` and ``<name>_landmarks.json`` into ``out_dir`` (a
-    new temporary folder by default) and returns the overlay's path and the JSON document."""
+                     smooth: bool = True, detect_every: int = DEFAULT_DETECT_EVERY,
+                     overlay_suffix: str = ".webm") -> tuple[Path, dict]:
+    """A video upload: writes the overlay ``<name>_landmarks.webm`` (VP8, which browsers play; see
+    :data:`facelm.video_io.CODECS`) and ``<name>_landmarks.json`` into ``out_dir`` (a new temporary
+    folder by default) and returns the overlay's path and the JSON document."""
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="facelm_video_"))
     stem = Path(video).stem or "video"
-    overlay = out / f"{stem}_landmarks.mp4"
+    overlay = out / f"{stem}_landmarks{overlay_suffix}"
     result = track_video(video, landmarker, detect_every, OneEuroParams() if smooth else None,
                          overlay=overlay, progress=False)
     result.write_json(out / f"{stem}_landmarks.json")

@@ -117,13 +117,21 @@ def _checked(frames: Iterable, src: FrameSource) -> Iterator[tuple[int, np.ndarr
             src.skipped.append(index)
 
 
+CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".webm": "VP80", ".avi": "MJPG"}
+"""Codec by file suffix: what OpenCV's wheels encode without extra libraries. Browsers play VP8 WebM
+but not MPEG-4 part 2 ('mp4v') mp4 (OpenCV's wheels have no H.264 encoder), so a web page wants .webm."""
+
+
 class OverlayWriter:
-    """Writes RGB frames to an mp4 (MPEG-4 part 2, 'mp4v': what OpenCV's wheels can always encode).
-    Opened on the first frame, whose size every later frame must have."""
+    """Writes RGB frames to a video file, coded by its suffix (:data:`CODECS`). Opened on the first
+    frame; later frames of another size are resized to it."""
 
     def __init__(self, path: str | os.PathLike, fps: float):
         self.path = Path(path)
         self.fps = fps
+        self.codec = CODECS.get(self.path.suffix.lower(), "")
+        if not self.codec:
+            raise VideoError(f"{self.path}: write a video as one of {', '.join(CODECS)}")
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
         self.frames = 0
@@ -132,9 +140,9 @@ class OverlayWriter:
         h, w = rgb.shape[:2]
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.codec), self.fps, (w, h))
             if not self._writer.isOpened():
-                raise VideoError(f"{self.path}: cannot write an mp4 video here")
+                raise VideoError(f"{self.path}: cannot write a {self.codec} video here")
             self._size = (w, h)
         if (w, h) != self._size:
             rgb = cv2.resize(rgb, self._size, interpolation=cv2.INTER_AREA)

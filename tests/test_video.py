@@ -261,6 +261,9 @@ def test_cli_refuses_a_bad_video_without_traceback(tmp_path, capsys):
     assert main(["video", str(tmp_path / "bad.mp4"), "--out", str(tmp_path / "o.json"), "-q"]) == 2
     assert "error:" in capsys.readouterr().err and not (tmp_path / "o.json").exists()
     assert main(["video", str(tmp_path / "bad.mp4"), "--out", str(tmp_path / "o.json"), "--detect-every", "0"]) == 2
+    assert main(["video", str(tmp_path / "bad.mp4"), "--out", str(tmp_path / "o.json"), "--overlay",
+                 str(tmp_path / "o.gif")]) == 2
+    assert "write a video as one of" in capsys.readouterr().err
 
 
 def test_app_handlers(fl, photos, tmp_path):
@@ -268,7 +271,10 @@ def test_app_handlers(fl, photos, tmp_path):
     from facelm.video_sequences import still_sequence
     seq = still_sequence(*photos[0], frames=8)
     overlay, doc = track_video_file(write_mp4(seq.frames, tmp_path / "up.mp4"), fl, tmp_path / "out")
-    assert overlay.is_file() and (tmp_path / "out" / "up_landmarks.json").is_file()
+    assert overlay.name == "up_landmarks.webm" and (tmp_path / "out" / "up_landmarks.json").is_file()
+    cap = cv2.VideoCapture(str(overlay))
+    assert cap.read()[0] and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
+    cap.release()
     assert len(doc["frames"]) == 8 and json.loads((tmp_path / "out" / "up_landmarks.json").read_text()) == doc
     tracker = None
     for f in seq.frames[:4]:
