@@ -10,6 +10,10 @@ moving points lightly (little lag). Per point, with ``dt`` the time since the la
 
 ``scale`` (the face's size in pixels) makes ``beta`` independent of the video's resolution: speed
 is measured in face sizes per second, so one setting serves a face 60 px or 600 px tall.
+
+One departure from the paper's reference code: the velocity's low-pass starts from the first
+velocity measured rather than from zero, so that a face (re-)acquired while it moves is not held
+back for the derivative filter's warm-up (docs/video.md: ytf68 frames, where faces jump).
 """
 from __future__ import annotations
 
@@ -60,12 +64,14 @@ class OneEuroFilter:
         x = np.asarray(points, np.float64)
         if self._x is None or self._t is None or t <= self._t or self._x.shape != x.shape \
                 or not np.isfinite(x).all():
-            self._x, self._dx, self._t = x.copy(), np.zeros_like(x), float(t)
+            self._x, self._dx, self._t = x.copy(), None, float(t)
             return x.astype(np.float32)
         p = self.params
         dt = float(t) - self._t
         dx = (x - self._x) / dt
-        self._dx = self._dx + smoothing_factor(p.d_cutoff, dt) * (dx - self._dx)
+        # The velocity's low-pass starts from the first velocity measured, not from rest: a face
+        # (re-)acquired while moving is not held back for the derivative filter's warm-up.
+        self._dx = dx if self._dx is None else self._dx + smoothing_factor(p.d_cutoff, dt) * (dx - self._dx)
         speed = np.linalg.norm(self._dx, axis=-1, keepdims=True) / max(float(scale), 1e-6)
         a = smoothing_factor(p.min_cutoff + p.beta * speed, dt)
         self._x = self._x + a * (x - self._x)

@@ -183,16 +183,21 @@ def report_photos(fl: object, items: list, params: OneEuroParams, progress: bool
 def report_ytf(fl: object, clips: list, params: OneEuroParams, progress: bool) -> None:
     from tqdm import tqdm
     raw_m, sm_m, truth_m, raw_x, sm_x = [], [], [], [], []
+    lost = 0
     for frames, truth in tqdm(clips, desc="ytf68", disable=not progress, leave=False):
         tr = follow(fl, Sequence(frames, truth.astype(np.float32), np.zeros((len(frames), 2), np.float32)), params,
                     first_box=True)
         iod = tr.iod
+        if np.isnan(tr.raw[1:, 0, 0]).any():
+            lost += 1
+            continue
         raw_m.append(np.nanmean(movement(tr.raw, iod)))
         sm_m.append(np.nanmean(movement(tr.smooth, iod)))
         truth_m.append(np.nanmean(movement(truth, iod)))
         raw_x.append(np.nanmean(excess_movement(tr.raw, truth, iod)))
         sm_x.append(np.nanmean(excess_movement(tr.smooth, truth, iod)))
-    print(f"ytf68 validation identities ({len(clips)} clips of 3 successive frames, started from the truth's box):")
+    print(f"ytf68 validation identities ({len(clips)} clips of 3 successive frames, started from the truth's box; "
+          f"{lost} where the face was lost after the first frame, left out):")
     print(f"  movement %IOD          raw {_fmt(raw_m)}   smoothed {_fmt(sm_m)}   truth {_fmt(truth_m)}")
     print(f"  |movement - truth's|   raw {_fmt(raw_x)}   smoothed {_fmt(sm_x)}   ratio "
           f"{np.nanmean(sm_x) / np.nanmean(raw_x):.3f}")
