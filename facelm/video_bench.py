@@ -23,8 +23,8 @@ filter only reads them):
   still scene (detection included, every ``detect_every`` frames), and the whole file path
   (``track_video`` on an mp4 of it: decoding, tracking, smoothing, no overlay).
 
-``--tune`` instead prints a grid of filter settings on sequences of the other split's photos
-(AFW) replayed offline: how the defaults were chosen.
+``--tune`` instead prints a grid of filter settings replayed offline on sequences of other photos
+(300-W AFW's validation faces, not the HELEN ones reported): how the defaults were chosen.
 """
 from __future__ import annotations
 
