@@ -5,6 +5,7 @@
     python -m facelm evaluate DATA... [--model M] [--norm interocular] [--boxes gt|detector] [--ced ced.png]
     python -m facelm export-onnx --out model.onnx [--model M] [--int8 [--calib DATA]]
     python -m facelm download-detector      # YuNet's weights into the Hugging Face cache (online once)
+    python -m facelm video IN.mp4 --out landmarks.json [--csv out.csv] [--overlay out.mp4] [--no-smooth]
 
 Exit status: 0 success; 1 some images could not be read (the rest are written, and each failure is
 named on stderr and in the JSON output); 2 bad arguments or input (a message, no traceback).
@@ -210,9 +211,33 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def cmd_video(a: argparse.Namespace) -> int:
+    from . import __version__
+    from .landmarker import FaceLandmarker
+    from .one_euro import OneEuroParams
+    from .video import track_video
+    if a.detect_every < 1:
+        raise FacelmError(f"--detect-every must be at least 1, got {a.detect_every}")
+    fl = FaceLandmarker.from_pretrained(a.model, detector=a.detector, backend=a.backend)
+    result = track_video(a.input, fl, a.detect_every, None if a.no_smooth else OneEuroParams(),
+                         overlay=a.overlay, progress=not a.quiet)
+    result.meta = {"facelm": __version__, "model": str(a.model or "default"), "detector": a.detector,
+                   **result.meta}
+    result.write_json(a.out)
+    if a.csv:
+        result.write_csv(a.csv)
+    if not a.quiet:
+        n_faces = len({face.id for f in result.frames for face in f.faces})
+        skipped = f"; {len(result.skipped)} undecodable frames skipped" if result.skipped else ""
+        print(f"{len(result.frames)} frames, {n_faces} faces followed -> {a.out}{skipped}"
+              + (f"; {result.stopped}" if result.stopped else ""), file=sys.stderr)
+    return 1 if result.skipped else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .bench import DEFAULT_DATA
     from .photo_evaluation import SPLITS
+    from .video import DEFAULT_DETECT_EVERY
     p = argparse.ArgumentParser(prog="python -m facelm", description="Face landmark detection.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -276,6 +301,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .publish import add_publish_parser
     add_publish_parser(sub)
+    q = sub.add_parser("video", help="landmarks of the faces in a video, followed from frame to frame and smoothed")
+    q.add_argument("input", metavar="VIDEO", help="a video file OpenCV reads (mp4, avi, mov, mkv, ...)")
+    q.add_argument("--out", required=True, help="JSON output: {fps, frames: [{index, faces: [{id, box, landmarks}]}]}")
+    q.add_argument("--csv", default=None, help="also write one CSV row per face per frame")
+    q.add_argument("--overlay", default=None, metavar="MP4",
+                   help="also write the video with the faces drawn: .mp4 (mp4v), .webm (VP8, plays in browsers), .avi")
+    q.add_argument("--no-smooth", action="store_true", help="the model's raw points, no One Euro filter")
+    q.add_argument("--detect-every", type=int, default=DEFAULT_DETECT_EVERY, metavar="N",
+                   help=f"run the face detector every N frames, and whenever a face is lost "
+                        f"(default {DEFAULT_DETECT_EVERY})")
+    q.add_argument("--model", default=None, help="model folder or Hub repo id (default: the bundled model)")
+    q.add_argument("--backend", choices=["torch", "onnx"], default="onnx")
+    q.add_argument("--detector", default="default", help="face detector (see predict --help)")
+    q.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_video)
     return p
 
 
