@@ -102,7 +102,7 @@ def run_e2e(data: Path, split: str, model: str | None, detector: str, upsample: 
             every: int = 1, skip_dlib: bool = False) -> E2EResult:
     import torch
 
-    from .evaluation import iter_annotated
+    from .photo_evaluation import iter_annotated
     from .image import to_rgb_array
     from .metrics import nme
     torch.set_num_threads(1)
@@ -162,7 +162,7 @@ def format_e2e(r: E2EResult, command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .evaluation import SPLITS
+    from .photo_evaluation import SPLITS
     p = argparse.ArgumentParser(prog="python -m facelm.bench_e2e", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"annotated 68-point photos (default {DEFAULT_DATA})")

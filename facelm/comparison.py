@@ -1,6 +1,6 @@
 """The Compare tab's library work: whether ground-truth points fit a photo at all, and the model's
 NME / failure rate / AUC over a dataset (``evaluate_dataset``; not to be confused with
-``facelm.evaluation``, which evaluates annotated photo files, or ``train.evaluate``'s CLI).
+``facelm.photo_evaluation``, which evaluates annotated photo files, or ``train.evaluate``'s CLI).
 
 Points that do not fit the photo (mostly outside it, or a face box that overlaps no face the
 detector finds) are flagged instead of scored: the ``.pts`` of another photo gives a number that

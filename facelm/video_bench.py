@@ -121,7 +121,7 @@ def replay(track: Track, params: OneEuroParams, fps: float = 30.0) -> np.ndarray
 
 def photos(folder: Path, count: int) -> list[tuple[np.ndarray, np.ndarray, str]]:
     """Up to ``count`` photos of one annotated face each (validation split), evenly spaced."""
-    from .evaluation import iter_annotated
+    from .photo_evaluation import iter_annotated
     from .image import to_rgb_array
     found = [ph for ph in iter_annotated([folder], split="validation") if len(ph.landmarks) == 1]
     step = max(1, len(found) // max(count, 1))
@@ -132,7 +132,7 @@ def ytf_clips(folder: Path) -> list[tuple[list[np.ndarray], np.ndarray]]:
     """Validation identities' clips of ytf68: (frames, truth (3, 68, 2))."""
     from collections import defaultdict
 
-    from .evaluation import iter_annotated
+    from .photo_evaluation import iter_annotated
     from .image import to_rgb_array
     clips: dict[str, list] = defaultdict(list)
     for ph in iter_annotated([folder], split="validation"):

@@ -8,7 +8,7 @@ import numpy as np
 
 from facelm import bench_e2e
 from facelm.bench import _dlib_predictor_path
-from facelm.evaluation import iter_annotated
+from facelm.photo_evaluation import iter_annotated
 
 
 def test_matching_keeps_each_annotated_face_its_own_prediction(shared_data):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from facelm.annotation import landmark_box
-from facelm.evaluation import iter_annotated
+from facelm.photo_evaluation import iter_annotated
 from facelm.io import read_annotations, read_pts
 from facelm.io.pts import parse_pts
 from facelm.landmarker import Faces

@@ -13,7 +13,7 @@ from facelm.detect import (CombinedDetector, YuNetDetector, YuNetWeightsError, a
                            greedy_matches, list_detectors)
 from facelm.detect.benchmark import match_faces, read_wider
 from facelm.detect.yunet_weights import ENV_VAR, HUB_FILE, HUB_REPO
-from facelm.evaluation import iter_annotated
+from facelm.photo_evaluation import iter_annotated
 from facelm.image import to_rgb_array
 
 GROUP = "2008_002470.jpg"  # 7 annotated faces of 30-45 px

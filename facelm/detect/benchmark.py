@@ -193,7 +193,7 @@ def time_detector(detector: FaceDetector, photos: list[WiderPhoto], data: list[s
     if photos:
         paths, where = [p.path for p in photos[:n]], "WIDER"
     else:
-        from ..evaluation import iter_annotated
+        from ..photo_evaluation import iter_annotated
         paths, where = [ph.path for ph, _ in zip(iter_annotated(data or []), range(n))], "300-W"
     images = [to_rgb_array(p) for p in paths]
     ms, _ = time_per_item(detector.detect, images, warmup=2)
@@ -216,7 +216,7 @@ def report_300w(detector: FaceDetector, data: list[str], progress: bool = True) 
     """Share of 300-W's annotated faces found at the detector's default threshold (module docstring)."""
     from tqdm import tqdm
 
-    from ..evaluation import iter_annotated
+    from ..photo_evaluation import iter_annotated
     from ..image import to_rgb_array
     from .base import greedy_matches
     photos = list(iter_annotated(data))
