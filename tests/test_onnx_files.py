@@ -12,7 +12,7 @@ import torch
 from facelm import FaceLandmarker, ModelLoadError
 from facelm import onnx_files
 from facelm.cli import main as cli_main
-from facelm.evaluation import iter_annotated
+from facelm.photo_evaluation import iter_annotated
 from facelm.hub import WEIGHTS_DIR, bundled_models, load_model
 from facelm.metrics import nme
 from facelm.onnx_backend import weights_sha256
