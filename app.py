@@ -624,7 +624,8 @@ def track_webcam(frame: np.ndarray | None, tracker: Tracker | None, model: str =
     with _infer_lock:
         drawn, tracker = webcam_step(frame, tracker, fl, smooth=bool(smooth))
     name = (model or "").strip() or DEFAULT_MODEL or LIVE_MODEL
-    fps = f"{tracker.processing_fps:.0f} frames per second" if tracker.processing_fps else "starting"
+    fps = (f"the tracker keeps up with {tracker.processing_fps:.0f} frames per second"
+           if tracker.processing_fps else "starting")
     return drawn, tracker, f"**Live:** {fps} · `{name}` · smoothing {'on' if smooth else 'off'}"
 
 
