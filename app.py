@@ -2,7 +2,8 @@
 
     python app.py                      # http://127.0.0.1:7860 (also the entry point of a HF Space)
 
-Tabs: Predict (photo or webcam -> landmarks and downloads), Compare (ground truth vs prediction,
+Tabs: Predict (photo or webcam -> landmarks and downloads), Video (a live webcam or a video file ->
+landmarks followed and smoothed, an overlay video and JSON), Compare (ground truth vs prediction,
 per-face NME, dataset evaluation), Annotate (fix predicted points in the browser, autosaved,
 exported as dlib XML / .pts / COCO) and Retrain (fine-tune on those exports, before/after NME).
 Every action is a named API endpoint (see "Use via API" in the footer, or gradio_client).
@@ -18,6 +19,7 @@ Settings (environment variables):
     FACELM_YUNET            YuNet face detector weights (default: the Hugging Face cache, else
                             models/yunet/ beside the demo data; without them the Haar detector runs)
     FACELM_MAX_FILE_SIZE    upload limit (default 20mb)
+    FACELM_MAX_VIDEO_FRAMES frames of an uploaded video that are tracked (default 600)
 """
 from __future__ import annotations
 
@@ -63,6 +65,8 @@ from facelm.prediction_export import prediction_document, prediction_files  # no
 from facelm.project_access import ResumeThrottle, check_typed_id  # noqa: E402
 from facelm.retrain_plan import RetrainPlan, epoch_of, nme_on_faces, plan_retrain, run_lines, split_export  # noqa: E402
 from facelm.start_points import predict_with_uncertainty  # noqa: E402
+from facelm.video import Tracker, track_video_file, webcam_step  # noqa: E402
+from facelm.video_io import VideoError  # noqa: E402
 
 # ---------------------------------------------------------------------------------------- settings
 REPO = Path(__file__).resolve().parent
@@ -593,6 +597,70 @@ def retrain_summary(before: np.ndarray, after: np.ndarray, plan: RetrainPlan, mo
     return f"### Better: {b:.2f}% → {a:.2f}% NME\n" + where + small
 
 
+# ------------------------------------------------------------------------------------------- Video
+MAX_VIDEO_FRAMES = int(os.environ.get("FACELM_MAX_VIDEO_FRAMES", 600))
+"""Frames of an uploaded video that are tracked (the rest are left out, and the summary says so): a
+CPU Space follows one face at a few tens of frames per second, and the queue is shared."""
+LIVE_MODEL = "ibug68_fast"
+"""The webcam's model while the model box is empty: the bundled model made for speed, so the stream
+keeps up with the camera (docs/video.md); a model typed in the box is used as it is."""
+
+
+def live_landmarker(spec: str | None) -> FaceLandmarker:
+    return load_landmarker((spec or "").strip() or DEFAULT_MODEL or LIVE_MODEL)
+
+
+def _with_detector(fl: FaceLandmarker) -> FaceLandmarker:
+    if fl.detector is None:
+        raise gr.Error("This model has no face detector available, and video needs one to find the faces.")
+    return fl
+
+
+@readable_errors
+def track_webcam(frame: np.ndarray | None, tracker: Tracker | None, model: str = "", smooth: bool = True):
+    """One streamed webcam frame -> (the frame with faces, ids and frames per second drawn, the
+    session's tracker, a status line)."""
+    fl = _with_detector(live_landmarker(model))
+    with _infer_lock:
+        drawn, tracker = webcam_step(frame, tracker, fl, smooth=bool(smooth))
+    name = (model or "").strip() or DEFAULT_MODEL or LIVE_MODEL
+    fps = (f"the tracker keeps up with {tracker.processing_fps:.0f} frames per second"
+           if tracker.processing_fps else "starting")
+    return drawn, tracker, f"**Live:** {fps} · `{name}` · smoothing {'on' if smooth else 'off'}"
+
+
+@readable_errors
+def track_video_upload(video: str | None, model: str = "", smooth: bool = True,
+                       progress=gr.Progress(track_tqdm=True)):
+    """A video file -> (overlay video, landmarks JSON file, summary): every face followed from frame
+    to frame (ids kept), its points smoothed; at most MAX_VIDEO_FRAMES frames."""
+    if not video:
+        raise gr.Error("Upload a video first.")
+    fl = _with_detector(load_landmarker(model))
+    try:
+        with _infer_lock:  # the whole video: the detectors are shared with the other tabs' calls
+            overlay, doc = track_video_file(video, fl, _tmpdir("video"), smooth=bool(smooth),
+                                            max_frames=MAX_VIDEO_FRAMES, progress=True)
+    except VideoError as e:
+        raise gr.Error(str(e).replace(str(video), _name(video, "the video")), title="Video not read") from e
+    return str(overlay), str(overlay.with_suffix(".json")), video_summary(doc, _name(video, "the video"))
+
+
+def video_summary(doc: dict, name: str) -> str:
+    frames = doc["frames"]
+    ids = {face["id"] for f in frames for face in f["faces"]}
+    with_face = sum(bool(f["faces"]) for f in frames)
+    skipped = len(doc["skipped_frames"])
+    lines = [f"### {len(ids)} face{'s' * (len(ids) != 1)} followed in {name}",
+             f"{len(frames)} frames tracked at {doc['fps']:.3g} fps ({with_face} with a face), "
+             f"{doc['width']}×{doc['height']}, smoothing {'on' if doc['smoothing'] else 'off'}, "
+             f"detector every {doc['detect_every']} frames. "
+             f"{skipped} frame{'s' * (skipped != 1)} could not be decoded and were skipped."]
+    if doc["stopped"]:
+        lines.append(f"⚠️ Reading {doc['stopped']}.")
+    return "\n".join(lines)
+
+
 # -------------------------------------------------------------------------------------------- UI
 THEME = gr.themes.Soft(
     primary_hue="indigo", secondary_hue="sky", neutral_hue="slate",
@@ -695,6 +763,39 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                     shown_state = gr.State(None)
                     with gr.Accordion("Result as JSON", open=False):
                         json_out = gr.JSON(label="Result")
+
+        # ---------------------------------------------------------------- Video
+        with gr.Tab("Video", id="video"):
+            with gr.Tabs():
+                with gr.Tab("Live webcam", id="video-live"):
+                    with gr.Row(equal_height=False):
+                        with gr.Column(scale=1):
+                            cam_in = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy",
+                                              height=360, elem_id="flm-cam")
+                            cam_smooth = gr.Checkbox(True, label="Smooth the points (One Euro filter)",
+                                                     elem_id="flm-cam-smooth")
+                            gr.Markdown(f"Press the record button to start. The model box's model, or "
+                                        f"`{LIVE_MODEL}` (made for speed) while it is empty. Each face keeps "
+                                        "its id while it is followed.", elem_classes="flm-hint")
+                        with gr.Column(scale=1):
+                            cam_out = gr.Image(label="Landmarks", type="numpy", height=360, interactive=False,
+                                               elem_id="flm-cam-out")
+                            cam_md = gr.Markdown(elem_id="flm-cam-md")
+                            cam_state = gr.State(None)  # the session's facelm.video.Tracker
+                with gr.Tab("Video file", id="video-file"):
+                    with gr.Row(equal_height=False):
+                        with gr.Column(scale=1):
+                            video_in = gr.Video(label="Video", sources=["upload"], height=360, elem_id="flm-video")
+                            video_smooth = gr.Checkbox(True, label="Smooth the points (One Euro filter)")
+                            video_btn = gr.Button("Track the faces", variant="primary", elem_id="flm-video-btn")
+                            gr.Markdown(f"Up to {MAX_VIDEO_FRAMES} frames are tracked here (longer videos are "
+                                        "cut there); `python -m facelm video` has no limit.", elem_classes="flm-hint")
+                        with gr.Column(scale=1):
+                            video_out = gr.Video(label="Landmarks", height=360, interactive=False,
+                                                 elem_id="flm-video-out")
+                            video_md = gr.Markdown("Upload a video: every face is followed and its points "
+                                                   "smoothed.", elem_id="flm-video-md")
+                            video_json = gr.File(label="Landmarks per frame (JSON)", interactive=False)
 
         # ---------------------------------------------------------------- Compare
         with gr.Tab("Compare", id="compare"):
@@ -809,7 +910,7 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
                     rt_best = gr.Textbox(visible=False)
 
     gr.Markdown("<div class='flm-hint' style='text-align:center'>facelm · every button is an API endpoint "
-                "(<code>gradio_client</code>): predict, compare, compare_upload, evaluate, annotate_load, "
+                "(<code>gradio_client</code>): predict, track_video, compare, compare_upload, evaluate, annotate_load, "
                 "save_edit, export, retrain…</div>")
 
     # ---------------------------------------------------------------- events
@@ -826,6 +927,12 @@ with gr.Blocks(title="facelm · face landmarks") as demo:
         .then(inputs=files_out, outputs=files_out, **show_files)
     keep_in.input(keep_faces, [shown_state, keep_in], shown_out, api_name="keep_faces") \
         .then(inputs=files_out, outputs=files_out, **show_files)
+
+    cam_in.stream(track_webcam, [cam_in, cam_state, model_in, cam_smooth], [cam_out, cam_state, cam_md],
+                  api_name="track_webcam", stream_every=0.1, time_limit=120, concurrency_limit=2,
+                  concurrency_id="live", show_progress="hidden")
+    video_btn.click(track_video_upload, [video_in, model_in, video_smooth], [video_out, video_json, video_md],
+                    api_name="track_video", concurrency_limit=1, concurrency_id="heavy")
 
     cmp_btn.click(compare, [cmp_data, cmp_index, model_in], [cmp_img, cmp_table, cmp_md], api_name="compare")
     cmp_index.release(compare, [cmp_data, cmp_index, model_in], [cmp_img, cmp_table, cmp_md], api_name=False)

@@ -320,10 +320,12 @@ class VideoResult:
 
 def track_video(source: str | os.PathLike | Iterable, landmarker: object, detect_every: int = DEFAULT_DETECT_EVERY,
                 smoothing: OneEuroParams | None = OneEuroParams(), fps: float | None = None,
-                overlay: str | os.PathLike | None = None, progress: bool = True) -> VideoResult:
+                overlay: str | os.PathLike | None = None, progress: bool = True,
+                max_frames: int | None = None) -> VideoResult:
     """Landmarks of every face in every frame of a video file or an iterable of RGB frames (``fps``
     then gives their rate; default 30). ``overlay``: also write an mp4 with the faces drawn on (an
-    undecodable frame repeats the last one drawn, so the overlay keeps the video's timing)."""
+    undecodable frame repeats the last one drawn, so the overlay keeps the video's timing).
+    ``max_frames``: read only the video's first ``max_frames`` frames (``stopped`` then says so)."""
     from tqdm import tqdm
     writer = OverlayWriter(overlay, fps or 0.0) if overlay is not None else None  # checks the suffix first
     src = FrameSource(source, fps)
@@ -333,9 +335,15 @@ def track_video(source: str | os.PathLike | Iterable, landmarker: object, detect
     if writer is not None:
         writer.fps = src.fps
     last_drawn: np.ndarray | None = None
+    limited: str | None = None
+    total = src.frame_count if max_frames is None or src.frame_count is None else min(src.frame_count, max_frames)
     try:
-        bar = tqdm(src, total=src.frame_count, unit="frame", desc="video", disable=not progress or None)
+        bar = tqdm(src, total=total, unit="frame", desc="video", disable=not progress or None)
         for index, img in bar:
+            if max_frames is not None and index >= max_frames:
+                limited = f"stopped at the limit of {max_frames} frames" + (
+                    f" (the video has {src.frame_count})" if src.frame_count else "")
+                break
             faces = tracker.update(img, timestamp=index / src.fps)
             frames.append(FrameFaces(index, faces))
             size = (img.shape[1], img.shape[0])
@@ -356,7 +364,8 @@ def track_video(source: str | os.PathLike | Iterable, landmarker: object, detect
     meta = {"detect_every": tracker.detect_every,
             "smoothing": None if smoothing is None else {"filter": "one_euro", "min_cutoff": smoothing.min_cutoff,
                                                          "beta": smoothing.beta, "d_cutoff": smoothing.d_cutoff}}
-    return VideoResult(src.fps, tracker.scheme.name, size[0], size[1], frames, list(src.skipped), src.stopped, meta)
+    return VideoResult(src.fps, tracker.scheme.name, size[0], size[1], frames, list(src.skipped),
+                       src.stopped or limited, meta)
 
 
 def draw_tracked(frame: np.ndarray, faces: list[TrackedFace], scheme: object, fps: float | None = None) -> np.ndarray:
@@ -380,15 +389,17 @@ def draw_tracked(frame: np.ndarray, faces: list[TrackedFace], scheme: object, fp
 # -- what an app calls ---------------------------------------------------------------------------------
 def track_video_file(video: str | os.PathLike, landmarker: object, out_dir: str | os.PathLike | None = None,
                      smooth: bool = True, detect_every: int = DEFAULT_DETECT_EVERY,
-                     overlay_suffix: str = ".webm") -> tuple[Path, dict]:
+                     overlay_suffix: str = ".webm", max_frames: int | None = None,
+                     progress: bool = False) -> tuple[Path, dict]:
     """A video upload: writes the overlay ``<name>_landmarks.webm`` (VP8, which browsers play; see
     :data:`facelm.video_io.CODECS`) and ``<name>_landmarks.json`` into ``out_dir`` (a new temporary
-    folder by default) and returns the overlay's path and the JSON document."""
+    folder by default) and returns the overlay's path and the JSON document. ``max_frames`` and
+    ``progress`` (a tqdm bar) are :func:`track_video`'s."""
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="facelm_video_"))
     stem = Path(video).stem or "video"
     overlay = out / f"{stem}_landmarks{overlay_suffix}"
     result = track_video(video, landmarker, detect_every, OneEuroParams() if smooth else None,
-                         overlay=overlay, progress=False)
+                         overlay=overlay, progress=progress, max_frames=max_frames)
     result.write_json(out / f"{stem}_landmarks.json")
     return overlay, result.to_dict()
 
