@@ -47,7 +47,7 @@ from .errors import FacelmError
 from .image import MAX_PIXELS, load_pil
 from .io.coco import write_coco
 from .io.dlib_xml import write_dlib_xml
-from .io.pts import format_pts
+from .io.pts import format_pts, pts_file_name
 from .paths import atomic_write_bytes, atomic_write_text, safe_join
 from .schemes import get_scheme
 
@@ -397,7 +397,7 @@ class Project:
                 src = safe_join(self.export_dir, im.path)
                 stem, ext = Path(im.path).stem, Path(im.path).suffix
                 for k, face in enumerate(im.faces, 1):
-                    name = stem if len(im.faces) == 1 else f"{stem}_{k}"
+                    name = Path(pts_file_name(stem, k, len(im.faces))).stem
                     z.writestr(f"{name}.pts", format_pts(face.landmarks, name))
                     z.write(src, f"{name}{ext}")
         return buf.getvalue()

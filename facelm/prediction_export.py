@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .annotation import AnnotationSet
+from .io.pts import format_pts, pts_file_name
 
 if TYPE_CHECKING:  # importing the landmarker loads torch
     from .landmarker import Faces
@@ -62,12 +63,6 @@ def write_json(doc: dict, path: str | Path) -> Path:
     return path
 
 
-def pts_file_name(stem: str, index: int, count: int) -> str:
-    """The ``.pts`` file of face ``index`` (1-based) of ``count`` in the image ``stem``: ``NAME.pts``
-    for a single face, ``NAME_1.pts``, ``NAME_2.pts``, ... for several (as 300-W names its crops)."""
-    return f"{stem}.pts" if count == 1 else f"{stem}_{index}.pts"
-
-
 def write_pts_files(folder: str | Path, name: str, faces: Faces) -> list[Path]:
     """One ``.pts`` per face of the image ``name`` (a relative path: subfolders are kept) in ``folder``."""
     from .io import write_pts
@@ -96,7 +91,6 @@ def prediction_files(folder: str | Path, name: str, faces: Faces, meta: dict) ->
     layout), ``NAME.xml`` (dlib), ``NAME_coco.json``, and ``NAME.pts`` for one face or
     ``NAME_pts.zip`` of per-face ``.pts`` files for several. Nothing for no face."""
     from .io import write_annotations
-    from .io.pts import format_pts
     if not len(faces):
         return []
     folder = Path(folder)

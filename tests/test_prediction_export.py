@@ -11,9 +11,9 @@ import pytest
 from facelm.annotation import landmark_box
 from facelm.photo_evaluation import iter_annotated
 from facelm.io import read_annotations, read_pts
-from facelm.io.pts import parse_pts
+from facelm.io.pts import parse_pts, pts_file_name
 from facelm.landmarker import Faces
-from facelm.prediction_export import (pts_file_name, prediction_document, prediction_files, write_json,
+from facelm.prediction_export import (prediction_document, prediction_files, write_json,
                                       write_pts_files)
 
 

@@ -32,8 +32,8 @@ from ..paths import atomic_write_bytes, atomic_write_text, safe_join
 from ._common import (IMAGE_EXTENSIONS, PathLike, SchemeLike, check_finite, parse_numbers, read_text,
                       resolve_scheme, to_float32, format_coords, writable_count)
 
-__all__ = ["read_pts", "parse_pts", "format_pts", "write_pts", "read_pts_folder", "read_pts_annotation",
-           "write_pts_folder", "image_for_pts"]
+__all__ = ["read_pts", "parse_pts", "format_pts", "write_pts", "pts_file_name", "read_pts_folder",
+           "read_pts_annotation", "write_pts_folder", "image_for_pts"]
 
 _OFFSET = 1.0  # file = memory + 1
 
@@ -114,6 +114,12 @@ def format_pts(landmarks: np.ndarray, source: str = "<pts>") -> str:
     texts = format_coords(pts, _OFFSET)
     body = "".join(f"{x} {y}\n" for x, y in zip(texts[::2], texts[1::2]))
     return f"version: 1\nn_points: {len(pts)}\n{{\n{body}}}\n"
+
+
+def pts_file_name(stem: str, index: int, count: int) -> str:
+    """The ``.pts`` file of face ``index`` (1-based) of ``count`` in the image ``stem``: ``NAME.pts``
+    for a single face, ``NAME_1.pts``, ``NAME_2.pts``, ... for several (as 300-W names its crops)."""
+    return f"{stem}.pts" if count == 1 else f"{stem}_{index}.pts"
 
 
 def write_pts(path: PathLike, landmarks: np.ndarray) -> None:
