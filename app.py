@@ -51,6 +51,7 @@ from facelm.annotate_import import (add_photos, check_point_count, dataset_photo
                                     split_uploads)
 from facelm.annotate_session import View as AnnotateView  # noqa: E402
 from facelm.annotation import landmark_box  # noqa: E402
+from facelm.app_ui import CSS, HEADER, SHORTCUTS  # noqa: E402
 from facelm.annotation_store import Project, ProjectError, faces_to_json, new_project_id  # noqa: E402
 from facelm.comparison import FitCheck, check_fit, evaluate_dataset  # noqa: E402
 from facelm.detect.yunet import MIN_SCORE as YUNET_MIN_SCORE  # noqa: E402
@@ -667,52 +668,6 @@ THEME = gr.themes.Soft(
     font=[gr.themes.LocalFont("IBM Plex Sans"), "ui-sans-serif", "system-ui", "sans-serif"],
     font_mono=[gr.themes.LocalFont("IBM Plex Mono"), "ui-monospace", "monospace"],
 ).set(block_radius="12px", button_large_radius="10px", button_small_radius="8px")
-
-CSS = """
-.gradio-container { max-width: 1320px !important; margin: auto; }
-#flm-header { display: flex; align-items: center; gap: 16px; padding: 18px 22px; border-radius: 16px;
-  background: linear-gradient(120deg, #1e1b4b 0%, #312e81 45%, #0e7490 100%); color: #fff; margin-bottom: 4px; }
-#flm-header .logo { flex: none; }
-#flm-header h1 { margin: 0; font-size: 26px; font-weight: 700; color: #fff; letter-spacing: -0.01em; }
-#flm-header p { margin: 2px 0 0; color: #c7d2fe; font-size: 14px; }
-#flm-header .pills { margin-left: auto; display: flex; gap: 8px; flex-wrap: wrap; }
-#flm-header .pill { background: rgba(255,255,255,.12); border: 1px solid rgba(255,255,255,.25); border-radius: 999px;
-  padding: 3px 12px; font-size: 12px; color: #e0e7ff; }
-#flm-modelbar { align-items: end; }
-#flm-modelinfo { padding: 6px 4px 0; font-size: 13px; }
-.flm-hint { font-size: 13px; color: var(--body-text-color-subdued); }
-.gt { color: #00c800; font-weight: 700; } .pred { color: #e60000; font-weight: 700; }
-.worst { color: #ff00ff; font-weight: 700; }
-#flm-nav button { min-width: 0; }
-/* whole photo names in the upload list, not "1000… .jpg": the name wraps, the size column shrinks */
-#flm-ann-files td.filename { overflow: visible; min-width: 0;
-  font-size: 12px; }
-#flm-ann-files td.filename .stem { white-space: normal; overflow-wrap: anywhere; text-overflow: clip; }
-#flm-ann-files td.download { flex: none; width: auto; min-width: 0; font-size: 11px; }
-kbd { background: var(--neutral-100); border: 1px solid var(--border-color-primary); border-bottom-width: 2px;
-  border-radius: 4px; padding: 0 5px; font-size: 12px; font-family: var(--font-mono); }
-"""
-
-HEADER = """
-<div id="flm-header">
-  <svg class="logo" viewBox="0 0 48 48" width="46" height="46" aria-hidden="true">
-    <ellipse cx="24" cy="25" rx="15" ry="19" fill="none" stroke="#a5b4fc" stroke-width="2.5"/>
-    <g fill="#fda4af"><circle cx="17" cy="20" r="2.4"/><circle cx="31" cy="20" r="2.4"/><circle cx="24" cy="27" r="2.2"/>
-    <circle cx="18" cy="34" r="2"/><circle cx="24" cy="36" r="2"/><circle cx="30" cy="34" r="2"/></g>
-    <path d="M17 20 L24 27 L31 20 M18 34 Q24 38 30 34" fill="none" stroke="#67e8f9" stroke-width="1.4"/>
-  </svg>
-  <div><h1>facelm</h1><p>Face landmarks you can see, fix and retrain</p></div>
-  <div class="pills"><span class="pill">68 · 15 · 5 points</span><span class="pill">runs on CPU</span>
-  <span class="pill">dlib XML · 300-W .pts · COCO</span></div>
-</div>
-"""
-
-SHORTCUTS = ("<span class='flm-hint'>Drag points or box corners · click to select, <kbd>Shift</kbd>+click or "
-             "<kbd>Alt</kbd>+drag for several, <kbd>1</kbd>–<kbd>5</kbd> a whole part · wheel to zoom, drag the "
-             "background to pan · <kbd>←</kbd>/<kbd>→</kbd> previous/next · <kbd>D</kbd> done · <kbd>Ctrl</kbd>+<kbd>Z</kbd> "
-             "undo · <kbd>Ctrl</kbd>+<kbd>Shift</kbd>+<kbd>Z</kbd> redo · <kbd>Shift</kbd>+arrows nudge · <kbd>O</kbd> occluded · "
-             "<kbd>A</kbd> or <kbd>Shift</kbd>+drag add a face · <kbd>Delete</kbd> delete the selected face · <kbd>0</kbd> fit. "
-             "Every edit is saved as you go.</span>")
 
 
 def _examples() -> list[str]:

@@ -195,10 +195,10 @@ class FaceLandmarker:
         return np.stack([transform_points(p, invert(m)) for p, m in zip(pts, mats)]) if mats else \
             np.zeros((0, self.scheme.num_points, 2), np.float32)
 
-    def _refined(self, img: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Second stage: the mean of two crops framed on the first answer, one axis-aligned and one
-        turned so that the eyes are level, and the axis-aligned box. On 300-W validation faces
-        (ibug68) the pair beat either crop alone with GT, shifted and detector boxes alike."""
+    def refine_points(self, img: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The refine stage: (N, K, 2) points in the HxWx3 RGB ``img`` -> new points, the mean of two
+        crops framed on ``first`` (one axis-aligned, one turned so that the eyes are level), and the
+        axis-aligned boxes (N, 4). Also how a video tracker follows a face from its last points."""
         n = len(first)
         box = face_box(first, self.scheme)
         upright, roll = upright_face_box(first, self.scheme)
@@ -251,7 +251,7 @@ class FaceLandmarker:
         pts = self._landmarks_from_boxes(img, first, rolls)
         mode = self.refine if refine is None else _check_refine(refine)
         if (boxes is None if mode == "auto" else mode) and len(b):
-            pts, b = self._refined(img, pts)
+            pts, b = self.refine_points(img, pts)
         out_scheme = self.scheme.name
         if scheme is not None and get_scheme(scheme).name != self.scheme.name:
             pts = convert(pts, self.scheme, scheme)

@@ -34,9 +34,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .crop import crop_matrix, invert, transform_points, warp
 from .draw import draw_landmarks
-from .face_box import face_box, upright_face_box
+from .face_box import face_box
 from .image import to_rgb_array
 from .one_euro import OneEuroFilter, OneEuroParams
 from .video_io import FrameSource, OverlayWriter
@@ -151,7 +150,7 @@ class Tracker:
     def _follow(self, img: np.ndarray) -> None:
         if not self._tracks:
             return
-        pts = refine_from_points(self.landmarker, img, np.stack([tr.raw for tr in self._tracks]))
+        pts, _ = self.landmarker.refine_points(img, np.stack([tr.raw for tr in self._tracks]))
         boxes = face_box(pts, self.scheme)
         h, w = img.shape[:2]
         kept = []
@@ -235,22 +234,6 @@ class Tracker:
             pts = tr.filter(tr.raw, t, scale=side)
         return TrackedFace(tr.id, pts.astype(np.float32), face_box(pts, self.scheme).astype(np.float32),
                            tr.raw.astype(np.float32), fresh)
-
-
-def refine_from_points(landmarker: object, img: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """(N, K, 2) points in ``img`` -> new (N, K, 2) points from crops framed on them: the mean of an
-    axis-aligned crop and one turned so that the eyes are level, as FaceLandmarker's refine stage."""
-    scheme = landmarker.scheme
-    box = face_box(points, scheme)
-    upright, roll = upright_face_box(points, scheme)
-    boxes, rolls = np.concatenate([box, upright]), np.concatenate([np.zeros(len(box)), roll])
-    model = landmarker.model
-    s = landmarker.input_size
-    mats = [crop_matrix(b, s, model.crop_scale, model.crop_shift_y, float(r)) for b, r in zip(boxes, rolls)]
-    pts = landmarker.predict_crops(np.stack([warp(img, m, s) for m in mats]))
-    back = np.stack([transform_points(p, invert(m)) for p, m in zip(pts, mats)])
-    n = len(points)
-    return (back[:n] + back[n:]) / 2
 
 
 def plausible_move(before: np.ndarray, after: np.ndarray, width: int, height: int, min_face: float) -> bool:

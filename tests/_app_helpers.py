@@ -30,6 +30,31 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "app.py"
 MAX_FILE_SIZE = 1 << 20  # what FACELM_MAX_FILE_SIZE=1mb means to Gradio
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps trying hosts this offline machine refuses.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def require_chromium() -> Path:
+    """Debian's Chromium (playwright's own browser download cannot work offline); skips without it."""
+    import pytest
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); the browser test needs it")
+    pytest.importorskip("playwright.sync_api")
+    return CHROMIUM
+
+
+def new_page(browser, errors: list[str], url: str | None = None):
+    """A page (of ``url``, when given) whose uncaught exceptions and console errors are appended to
+    ``errors``."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    if url:
+        page.goto(url)
+    return page
 
 
 def free_port() -> int:

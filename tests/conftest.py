@@ -38,6 +38,27 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    from _app_helpers import require_chromium
+    return require_chromium()
+
+
+@pytest.fixture(scope="module")
+def served(shared_data, tmp_path_factory):
+    """(app module, base URL): the app serving in this process for one test module, its annotations
+    in a temporary folder."""
+    from _app_helpers import app_in_process
+    with app_in_process(shared_data / "300w", tmp_path_factory.mktemp("annotations")) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    gradio_client = pytest.importorskip("gradio_client")
+    return gradio_client.Client(served[1], verbose=False)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Run a module's inference on one torch thread. Test machines are often busy (a training run,

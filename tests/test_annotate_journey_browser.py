@@ -22,22 +22,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _app_helpers import AppServer
+from _app_helpers import CHROMIUM_ARGS, AppServer, new_page
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 MULTI = ["dlib_examples_faces/2008_002470", "dlib_examples_faces/2008_001322", "dlib_examples_faces/2009_004587"]
 N_PHOTOS = 30
 NOSE = list(range(27, 36))
 JAW = list(range(17))
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _server_branch_merged() -> bool:
-    from facelm.annotation_store import Item
-    return "revision" in Item.__dataclass_fields__
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +44,7 @@ def photos(shared_data, tmp_path_factory) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    if not _server_branch_merged():
-        pytest.skip("needs the annotate-server branch (Item.revision, occluded flags, resume by file name)")
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); the browser test needs it")
-    pytest.importorskip("playwright.sync_api")
+def server(chromium, tmp_path_factory):
     srv = AppServer(tmp_path_factory.mktemp("journey")).start()
     yield srv
     srv.stop()
@@ -112,17 +99,13 @@ def _record(server: AppServer, project: str) -> dict[str, dict]:
                       "status": it.status} for it in _items(server, project)}
 
 
-def test_annotate_journey_export_restart_resume(server, photos):
+def test_annotate_journey_export_restart_resume(chromium, server, photos):
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
-        page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-        page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-
+        browser = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        page = new_page(browser, errors)
         _open_annotate(page, server.url)
         project = _load(page, photos)
         queue = _items(server, project)

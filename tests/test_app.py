@@ -14,23 +14,10 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 from facelm.io import read_annotations  # noqa: E402
 from facelm.io.pts import read_pts  # noqa: E402
-from _app_helpers import app_in_process  # noqa: E402
 from facelm.metrics import nme  # noqa: E402
 
 FACE = "300w/afw/1051618982_1"
 FACE2 = "300w/afw/111076519_1"
-
-
-@pytest.fixture(scope="module")
-def served(shared_data, tmp_path_factory):
-    """(app module, base URL) with annotations going to a temporary folder."""
-    with app_in_process(shared_data / "300w", tmp_path_factory.mktemp("annotations")) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def client(served):
-    return Client(served[1], verbose=False)
 
 
 def _error(excinfo) -> str:

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client import handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from _app_helpers import app_in_process  # noqa: E402
 from facelm.image import to_rgb_array  # noqa: E402
 from facelm.io.pts import read_pts  # noqa: E402
 from facelm.metrics import nme  # noqa: E402
@@ -23,17 +22,6 @@ from facelm.video_sequences import still_sequence  # noqa: E402
 
 FACE = "300w/afw/1051618982_1"
 FRAMES = 12
-
-
-@pytest.fixture(scope="module")
-def served(shared_data, tmp_path_factory):
-    with app_in_process(shared_data / "300w", tmp_path_factory.mktemp("annotations")) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def client(served):
-    return Client(served[1], verbose=False)
 
 
 @pytest.fixture(scope="module")

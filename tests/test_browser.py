@@ -16,11 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _app_helpers import app_in_process
+from _app_helpers import CHROMIUM_ARGS, new_page
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 FACE = "300w/afw/1051618982_1"
 POINT = 30  # nose tip
@@ -30,31 +27,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def served(shared_data, tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); the browser test needs it")
-    pytest.importorskip("playwright.sync_api")
-    with app_in_process(shared_data / "300w", tmp_path_factory.mktemp("annotations")) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
 def page_errors() -> list[str]:
     """Uncaught exceptions and console errors of the page, for the whole module."""
     return []
 
 
 @pytest.fixture(scope="module")
-def page(served, page_errors):
+def page(chromium, served, page_errors):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.set_default_timeout(60_000)
-        pg.on("pageerror", lambda e: page_errors.append(f"page error: {e}"))
-        pg.on("console", lambda m: page_errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        pg.goto(served[1])
+        browser = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        pg = new_page(browser, page_errors, served[1])
         pg.wait_for_selector("#flm-header")
         yield pg
         browser.close()

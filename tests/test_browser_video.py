@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _app_helpers import app_in_process
-from test_browser import ARGS, CHROMIUM
+from _app_helpers import CHROMIUM_ARGS, new_page
 from facelm.image import to_rgb_array
 from facelm.io.pts import read_pts
 from facelm.video_sequences import still_sequence
@@ -51,29 +50,16 @@ def camera(shared_data, tmp_path_factory):
     return write_y4m(seq.frames, tmp_path_factory.mktemp("camera") / "face.y4m"), seq.frames[0], seq.truth[0]
 
 
-@pytest.fixture(scope="module")
-def served(shared_data, tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); the browser test needs it")
-    pytest.importorskip("playwright.sync_api")
-    with app_in_process(shared_data / "300w", tmp_path_factory.mktemp("annotations")) as served:
-        yield served
-
-
-def test_live_webcam_draws_landmarks_on_streamed_frames(served, camera):
+def test_live_webcam_draws_landmarks_on_streamed_frames(chromium, served, camera):
     from playwright.sync_api import sync_playwright
     y4m, frame, truth = camera
     errors: list[str] = []
     fake_camera = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                    f"--use-file-for-fake-video-capture={y4m}"]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS + fake_camera)
+        browser = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS + fake_camera)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
-            page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-            page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-            page.goto(served[1])
+            page = new_page(browser, errors, served[1])
             page.wait_for_selector("#flm-header")
             page.get_by_role("tab", name="Video", exact=True).click()
             page.get_by_text("Click to Access Webcam").click()

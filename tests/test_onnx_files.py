@@ -30,8 +30,10 @@ The 5-point faces are 80 px photos, some barely faces, where a point can move fu
 
 
 @pytest.fixture
-def exports(monkeypatch) -> list[str]:
-    """Names of the models exported during a test (onnx_files exports through this name)."""
+def exports(monkeypatch, tmp_path) -> list[str]:
+    """Names of the models exported during a test (onnx_files exports through this name), into a
+    cache of the test's own: other tests of the session may have exported the same weights."""
+    monkeypatch.setenv("FACELM_CACHE", str(tmp_path / "facelm-cache"))
     calls: list[str] = []
     real = onnx_files.export_onnx
     monkeypatch.setattr(onnx_files, "export_onnx", lambda model, *a: calls.append(model.scheme) or real(model, *a))
