@@ -477,10 +477,15 @@ def save_edit(project: str, edit: dict | None, state: dict | None = None, model:
     return _nav(annotate_session.save_edit(proj, state, edit, lambda item, box: _face_in_box(proj, item, box, model)))
 
 
+def _starts_in_boxes(proj: Project, item, boxes: list, model: str):
+    """The model's starting points on ``item``'s photo inside ``boxes`` (x1, y1, x2, y2 each)."""
+    fl = load_landmarker(model)
+    return _starts(fl)(to_rgb_array(proj.image_path(item)), np.asarray(boxes, np.float32).reshape(-1, 4))
+
+
 def _face_in_box(proj: Project, item, box: list[float], model: str) -> tuple[dict, float | None]:
     """The model's points for a face drawn as ``box`` on ``item``'s photo, and its uncertainty."""
-    fl = load_landmarker(model)
-    sp = _starts(fl)(to_rgb_array(proj.image_path(item)), np.asarray([box], np.float32))
+    sp = _starts_in_boxes(proj, item, [box], model)
     return faces_to_json(sp.points, sp.boxes)[0], sp.face_uncertainty()[0]
 
 
@@ -518,11 +523,10 @@ def repredict(project: str, value: dict | None, state: dict | None = None, model
               request: gr.Request = None):
     """Predict the shown image again inside its (adjusted) boxes."""
     proj = _open(project, request)
-    fl = load_landmarker(model)
+    load_landmarker(model)  # a model that cannot load is reported before anything is checked or written
 
     def again(item, faces):
-        boxes = np.asarray([f["box"] for f in faces], np.float32).reshape(-1, 4)
-        sp = _starts(fl)(to_rgb_array(proj.image_path(item)), boxes)
+        sp = _starts_in_boxes(proj, item, [f["box"] for f in faces], model)
         return faces_to_json(sp.points, sp.boxes)
     return _nav(annotate_session.replace_faces(proj, state, value, again, "Predicted again inside the boxes."))
 

@@ -59,14 +59,15 @@ class View:
     """The session record to keep; None leaves it as it is."""
 
 
-def queue_rows(proj: Project) -> list[list]:
-    """The queue as the app shows it: id, name, faces, uncertainty % ("—" without a face), status."""
+def queue_rows(proj: Project, queue: list[Item] | None = None) -> list[list]:
+    """The queue as the app shows it: id, name, faces, uncertainty % ("—" without a face), status
+    (``queue``: ``proj.queue()`` when the caller has read it already)."""
     return [[it.id, it.name, len(it.faces), "—" if it.uncertainty is None else round(100 * it.uncertainty, 2),
-             it.status] for it in proj.queue()]
+             it.status] for it in (proj.queue() if queue is None else queue)]
 
 
-def progress_md(proj: Project, note: str = "") -> str:
-    c = proj.counts()
+def progress_md(proj: Project, note: str = "", queue: list[Item] | None = None) -> str:
+    c = proj.counts(queue)
     total = sum(c.values())
     return (f"**Project `{proj.id}`** · {c['done']} of {total} done · {c['edited']} edited · "
             f"{c['predicted']} to check" + (f"\n\n{note}" if note else ""))
@@ -77,15 +78,15 @@ def show(proj: Project, item_id: str | None, note: str = "", message: str = "", 
     record is ``state`` (a new session when None)."""
     queue = proj.queue()
     if not queue:
-        return View({}, [], progress_md(proj, note), None)
+        return View({}, [], progress_md(proj, note, queue), None)
     ids = [it.id for it in queue]
     pos = ids.index(item_id) if item_id in ids else 0
     item = queue[pos]
-    done = sum(it.status == "done" for it in queue)
+    done = proj.counts(queue)["done"]
     value = editor_value(proj.id, item, pos, len(queue), proj.image_path(item), proj.scheme, done, message)
     held = Shown.from_state(state)
     token = held.session if held else secrets.token_hex(8)
-    return View(value, queue_rows(proj), progress_md(proj, note or message),
+    return View(value, queue_rows(proj, queue), progress_md(proj, note or message, queue),
                 asdict(Shown(proj.id, item.id, item.revision, token)))
 
 
@@ -170,7 +171,8 @@ def save_edit(proj: Project, state: dict | None, edit: dict,
         return _refuse(proj, held, edit, result)
     note = f"Saved image {result.id} ({result.name}), revision {result.revision}."
     if op == "edit":
-        return View(None, queue_rows(proj), progress_md(proj, note), None)
+        queue = proj.queue()
+        return View(None, queue_rows(proj, queue), progress_md(proj, note, queue), None)
     return show(proj, result.id, note=note, state=state)
 
 

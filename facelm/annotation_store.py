@@ -333,9 +333,10 @@ class Project:
         self._write_item(item)
         return item
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, items: list[Item] | None = None) -> dict[str, int]:
+        """Items per status (of ``items`` when the caller has read them already)."""
         out = {s: 0 for s in STATUSES}
-        for it in self.items():
+        for it in self.items() if items is None else items:
             out[it.status] = out.get(it.status, 0) + 1
         return out
 

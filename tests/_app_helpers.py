@@ -45,6 +45,18 @@ def require_chromium() -> Path:
     return CHROMIUM
 
 
+def drag_on_stage(page, start: tuple[float, float], by: tuple[float, float]) -> None:
+    """Press the mouse on the editor's picture at ``start`` (fractions of its width and height), move
+    it ``by`` screen pixels and release (keys held by the caller modify the gesture)."""
+    page.locator(".flm-stage").scroll_into_view_if_needed()  # mouse positions are the viewport's
+    stage = page.locator(".flm-svg").bounding_box()
+    x0, y0 = stage["x"] + stage["width"] * start[0], stage["y"] + stage["height"] * start[1]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + by[0], y0 + by[1], steps=6)
+    page.mouse.up()
+
+
 def new_page(browser, errors: list[str], url: str | None = None):
     """A page (of ``url``, when given) whose uncaught exceptions and console errors are appended to
     ``errors``."""

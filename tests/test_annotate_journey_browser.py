@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _app_helpers import CHROMIUM_ARGS, AppServer, new_page
+from _app_helpers import CHROMIUM_ARGS, AppServer, drag_on_stage, new_page
 
 MULTI = ["dlib_examples_faces/2008_002470", "dlib_examples_faces/2008_001322", "dlib_examples_faces/2009_004587"]
 N_PHOTOS = 30
@@ -124,14 +124,8 @@ def test_annotate_journey_export_restart_resume(chromium, server, photos):
             if not faces:  # the photo with no face: draw a box, the model puts points in it
                 assert page.locator(".flm-noface").inner_text() == "No face found \u2014 draw a box to add one"
                 assert "\u2014" in page.locator(".flm-where").inner_text()  # uncertainty: a dash, no number
-                page.locator(".flm-stage").scroll_into_view_if_needed()  # mouse positions are the viewport's
-                stage = page.locator(".flm-svg").bounding_box()
-                x0, y0 = stage["x"] + stage["width"] * 0.4, stage["y"] + stage["height"] * 0.3
-                page.keyboard.press("a")
-                page.mouse.move(x0, y0)
-                page.mouse.down()
-                page.mouse.move(x0 + 150, y0 + 170, steps=6)
-                page.mouse.up()
+                page.keyboard.press("a")  # add-a-face mode: the next drag draws its box
+                drag_on_stage(page, (0.4, 0.3), (150, 170))
                 faces = _wait(lambda: _faces(server, project, it.id), f"a face added to {it.name}", timeout=180)
                 page.wait_for_function("() => document.querySelectorAll('.flm-pt').length === 68")
                 added = True

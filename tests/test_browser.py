@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _app_helpers import CHROMIUM_ARGS, new_page
+from _app_helpers import CHROMIUM_ARGS, drag_on_stage, new_page
 
 SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 FACE = "300w/afw/1051618982_1"
@@ -276,14 +276,8 @@ def test_editor_across_photos_of_many_one_and_no_face(served, page, page_errors,
     _shot(page, "annotate_no_face")
 
     # Add a face back by drawing its box with Shift+drag: the model predicts its points in the box.
-    page.locator(".flm-stage").scroll_into_view_if_needed()  # mouse positions are the viewport's
-    stage = page.locator(".flm-svg").bounding_box()
-    x0, y0 = stage["x"] + stage["width"] * 0.35, stage["y"] + stage["height"] * 0.3
     page.keyboard.down("Shift")
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    page.mouse.move(x0 + 120, y0 + 140, steps=6)
-    page.mouse.up()
+    drag_on_stage(page, (0.35, 0.3), (120, 140))
     page.keyboard.up("Shift")
     added = _wait_faces(app, project, queue[pos].id, lambda f: len(f) == 1, timeout=120)  # a model run, on a busy CPU
     page.wait_for_function("() => document.querySelectorAll('.flm-pt').length === 68")
