@@ -16,6 +16,9 @@ from .errors import FacelmError
 from .models import LandmarkModel, LandmarkPredictor
 
 OPSET = 17
+GRAPH_VERSION = 2
+"""Bumped when the exported graph changes for the same weights (2: offsets computed at the chosen
+cells only), so that cached exports of an older graph are made again, not reused."""
 WEIGHTS_KEY = "facelm_weights_sha256"
 """ONNX metadata entry holding :func:`weights_sha256` of the model a file was exported from."""
 CALIB_PERCENTILE = 99.95

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import ModelLoadError
 from .models import LandmarkModel
-from .onnx_backend import OPSET, OnnxRunner, export_onnx, weights_sha256
+from .onnx_backend import GRAPH_VERSION, OPSET, OnnxRunner, export_onnx, weights_sha256
 from .paths import atomic_write_bytes, cache_dir
 
 ONNX_FILES = ("model_int8.onnx", "model.onnx")
@@ -42,7 +42,7 @@ def onnx_beside(folder: Path | None, repo_id: str | None = None) -> Path | None:
 
 
 def cached_export_path(digest: str) -> Path:
-    return cache_dir("onnx", f"{digest}-opset{OPSET}.onnx")
+    return cache_dir("onnx", f"{digest}-opset{OPSET}-g{GRAPH_VERSION}.onnx")
 
 
 def open_onnx(model: LandmarkModel, onnx_file: str | os.PathLike | None = None,

@@ -73,6 +73,32 @@ def test_pipnet_decode_inverts_its_targets() -> None:
     assert float(wrong["offset"]) > 0.3
 
 
+@pytest.mark.parametrize("name", ["ibug68", "ibug68_fast", "celeba5"])
+def test_pipnet_predict_equals_decoding_the_full_maps(name, shared_data) -> None:
+    """Inference computes the offsets only at the chosen cells; it must give the points that decoding
+    the whole offset maps (what training sees) gives, on real faces with the bundled weights."""
+    from facelm.hub import load_model
+    from facelm.onnx_backend import calibration_crops
+    model = load_model(name).float()
+    data = shared_data / ("five_point/list_landmarks.csv" if name == "celeba5" else "300w")
+    x = torch.from_numpy(calibration_crops(model, [data], n=8, split="validation"))
+    with torch.inference_mode():
+        sparse, full = model.predict(x), model.decode(model(x))
+    assert sparse.shape == (8, model.num_points, 2)
+    np.testing.assert_allclose(sparse.numpy(), full.numpy(), atol=1e-3)
+    assert float(sparse.std(dim=1).min()) > model.input_size / 20  # a face's points, not one spot
+
+
+def test_pipnet_predict_on_an_odd_grid() -> None:
+    """An input size whose grid is odd takes the other upsampling path; both paths must agree."""
+    torch.manual_seed(3)
+    nb = [[(i + 1) % 68, (i + 7) % 68] for i in range(68)]
+    model = LandmarkModel(input_size=72, width=16, neighbors=nb).eval()
+    x = torch.rand(3, 3, 72, 72) * 255
+    with torch.inference_mode():
+        np.testing.assert_allclose(model.predict(x).numpy(), model.decode(model(x)).numpy(), atol=1e-3)
+
+
 def test_growing_the_bundled_model_keeps_its_landmarks_and_can_train(shared_data) -> None:
     """A wider and deeper copy of the bundled model predicts the same landmarks on real faces, and the
     parts it added get gradients (zero-scale BatchNorms must not be dead ends)."""
@@ -117,3 +143,27 @@ def test_growing_refuses_to_shrink_or_change_other_things() -> None:
         grow(model, input_size=96)
     with pytest.raises(ValueError, match="fixed depth"):
         LandmarkModel(backbone="simple_cnn", depth=2)
+
+
+def test_shallower_copy_keeps_the_first_blocks_and_builds_the_student_init(shared_data) -> None:
+    """The start of a faster model: each stage's first blocks and every other weight of the deeper
+    model, one stride-1 block per stage, still a face-shaped prediction on real faces."""
+    from facelm.hub import load_model
+    from facelm.models.growth import shallower, size_of
+    from facelm.onnx_backend import calibration_crops
+
+    base = load_model(None).float().eval()
+    assert size_of(base, "depth") == 2
+    small = shallower(base, 1).eval()
+    assert len(small.backbone.s8) == len(base.backbone.s8) - 1 and size_of(small, "depth") == 1
+    for name, t in small.state_dict().items():
+        torch.testing.assert_close(t, base.state_dict()[name])
+    x = torch.from_numpy(calibration_crops(base, [shared_data / "300w"], n=6, split="validation"))
+    with torch.inference_mode():
+        a, b = base.predict(x), small.predict(x)
+    err = (a - b).norm(dim=-1).mean() / (a[:, 36] - a[:, 45]).norm(dim=-1).mean()
+    assert 0.005 < float(err) < 0.2, "a shallower copy is a near start, not the same network"
+    with pytest.raises(ValueError, match="1 <= depth <= 2"):
+        shallower(base, 3)
+    with pytest.raises(ValueError, match="only facelm_res"):
+        shallower(LandmarkModel(backbone="simple_cnn", width=16, input_size=64), 1)

@@ -82,8 +82,9 @@ def test_fine_tune_keeps_or_changes_the_input_size(tmp_path: Path, xml: str) -> 
 
 
 def test_fine_tune_grows_the_model_and_selects_by_a_group(tmp_path: Path, xml: str) -> None:
-    """--width / --depth above the --init-from model's grow it (facelm.models.growth); smaller ones
-    are refused, and so is a --select-by group that the validation faces do not have."""
+    """--width / --depth above the --init-from model's grow it (facelm.models.growth); a smaller depth
+    keeps each stage's first blocks; a smaller width is refused, and so is a --select-by group that
+    the validation faces do not have."""
     base = tmp_path / "base"
     args = ["--data", xml, "--val-data", xml, "--cache-dir", str(tmp_path / "cache"), "--epochs", "1",
             "--num-workers", "0", "--threads", "1", "--batch-size", "8"]
@@ -93,6 +94,10 @@ def test_fine_tune_grows_the_model_and_selects_by_a_group(tmp_path: Path, xml: s
     grown = load_model(tmp_path / "grown" / "best")
     assert grown.backbone.channels == (24, 48) and len(grown.backbone.s8) == 3
     assert summary["selected_by"] == "dlib_examples_faces"
+    train_main(args + ["--out", str(tmp_path / "shallow"), "--init-from", str(tmp_path / "grown" / "best"),
+                       "--depth", "1"])
+    shallow = load_model(tmp_path / "shallow" / "best")
+    assert shallow.backbone.channels == (24, 48) and len(shallow.backbone.s8) == 2
     with pytest.raises(SystemExit, match="cannot shrink width"):
         train_main(args + ["--out", str(tmp_path / "x"), "--init-from", str(base / "best"), "--width", "4"])
     with pytest.raises(SystemExit, match="groups"):

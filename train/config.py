@@ -33,7 +33,9 @@ class TrainConfig:
     """network width; default: the --init-from model's, else 32. A larger one than the --init-from
     model's grows it (facelm.models.growth: same outputs at the start, more capacity to train)."""
     depth: int | None = None
-    """stride-1 blocks per backbone stage (facelm_res); default and growth as for width, else 1"""
+    """stride-1 blocks per backbone stage (facelm_res); default and growth as for width, else 1. A
+    smaller one than the --init-from model's keeps each stage's first blocks (a faster network
+    to fine-tune, best with --teacher)"""
     input_size: int | None = None
     """crop side in pixels; default: the --init-from model's, else 112. Another size than the
     --init-from model's re-grids its head and fine-tunes at the new size."""

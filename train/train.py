@@ -29,7 +29,7 @@ from facelm.augment import AugmentConfig
 from facelm.crop import DEFAULT_SCALE
 from facelm.crop_cache import CropCache
 from facelm.models import LandmarkModel
-from facelm.models.growth import grow, size_of
+from facelm.models.growth import grow, shallower, size_of
 from facelm.models.landmark_model import config_default
 from facelm.schemes import Scheme, get_scheme
 
@@ -83,9 +83,11 @@ def build_model(cfg: TrainConfig, base: LandmarkModel | None, train_cache: CropC
     """The --init-from model at ``cfg.input_size``, or a new one; ``cfg``'s sizes are already resolved."""
     if base is not None:
         model = base if base.input_size == cfg.input_size else base.with_input_size(cfg.input_size)
-        growth = {k: v for k, v in (("width", cfg.width), ("depth", cfg.depth))
-                  if v is not None and v != size_of(model, k)}
         try:
+            if cfg.depth is not None and cfg.depth < size_of(model, "depth"):
+                model = shallower(model, cfg.depth)
+            growth = {k: v for k, v in (("width", cfg.width), ("depth", cfg.depth))
+                      if v is not None and v != size_of(model, k)}
             return grow(model, **growth) if growth else model
         except ValueError as e:
             raise SystemExit(f"--init-from {cfg.init_from}: {e}") from None

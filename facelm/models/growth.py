@@ -8,6 +8,10 @@ output channels start at zero, so the constant changes nothing. Those weights ge
 first step, and the new channels' scales the step after. Deeper: new residual blocks start with the
 BatchNorm that ends their branch at scale 0, which makes them identities (their input is a ReLU
 output, so relu(0 + x) == x).
+
+Shallower (:func:`shallower`) goes the other way, for a faster model: it keeps each stage's first
+blocks and drops the rest. That changes what the network computes, so it is a start for training
+(best with the deeper model as teacher), not a finished model.
 """
 from __future__ import annotations
 
@@ -57,3 +61,17 @@ def grow(model: LandmarkModel, **changes: int) -> LandmarkModel:
                 raise ValueError(f"{key}: cannot grow {tuple(o.shape)} into {tuple(t.shape)}")
             t[tuple(slice(0, n) for n in o.shape)] = o
     return bigger
+
+
+def shallower(model: LandmarkModel, depth: int) -> LandmarkModel:
+    """A copy of ``model`` with ``depth`` stride-1 blocks per backbone stage (facelm_res), keeping the
+    first ones of each stage and every other weight."""
+    old = size_of(model, "depth")
+    if model.config.get("backbone", config_default("backbone")) != "facelm_res":
+        raise ValueError("only facelm_res backbones have a depth to reduce")
+    if not 1 <= depth <= old:
+        raise ValueError(f"depth {depth}: a shallower copy needs 1 <= depth <= {old}")
+    smaller = LandmarkModel(**dict(model.config, depth=depth))
+    keep = smaller.state_dict().keys()
+    smaller.load_state_dict({k: v for k, v in model.state_dict().items() if k in keep})
+    return smaller

@@ -21,6 +21,11 @@ class Head(nn.Module):
         """Raw outputs -> (B, K, 2) landmarks in input pixels."""
         raise NotImplementedError
 
+    def predict(self, f8: torch.Tensor, f16: torch.Tensor) -> torch.Tensor:
+        """Features -> (B, K, 2) landmarks in input pixels: ``decode(forward(...))``, which a head may
+        compute more cheaply when only the points are wanted."""
+        return self.decode(self(f8, f16))
+
     def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover
         """Loss terms; ``total`` is what is minimised. ``target`` is (B, K, 2) input pixels."""
         raise NotImplementedError
@@ -63,13 +68,36 @@ class PIPHead(Head):
         vote[torch.arange(vote.shape[0]), self.neighbors.reshape(-1)] = 1.0
         self.register_buffer("vote", vote, persistent=False)
 
+    def _fused(self, f8: torch.Tensor, f16: torch.Tensor) -> torch.Tensor:
+        # A constant factor where it is exact (an even grid), not f8's shape: the export then needs
+        # no shape arithmetic before the resize.
+        lateral = self.lateral(f16)
+        up = (F.interpolate(lateral, scale_factor=2.0, mode="nearest") if self.grid % 2 == 0
+              else F.interpolate(lateral, size=f8.shape[-2:], mode="nearest"))
+        return self.fuse(f8 + up)
+
     def forward(self, f8: torch.Tensor, f16: torch.Tensor) -> dict[str, torch.Tensor]:
-        up = F.interpolate(self.lateral(f16), size=f8.shape[-2:], mode="nearest")
-        f = self.fuse(f8 + up)
+        f = self._fused(f8, f16)
         out = {"score": self.score(f), "offset": self.offset(f)}
         if self.nb_offset is not None:
             out["nb_offset"] = self.nb_offset(f)
         return out
+
+    def predict(self, f8: torch.Tensor, f16: torch.Tensor) -> torch.Tensor:
+        """``decode(forward(f8, f16))``, computing the offsets only at each point's chosen cell: the
+        offset maps are needed whole for training, but inference reads one cell of them per point,
+        so the 1x1 offset convolutions become dot products there (float, where the maps would be
+        int8 in a quantized export). Written so that ONNX export gives a short graph: constant shapes, no batch-size
+        arithmetic."""
+        f = self._fused(f8, f16)
+        k, c, cells = self.num_points, self.score.in_channels, self.grid * self.grid
+        idx = self.score(f).reshape(-1, k, cells).argmax(2)  # (B, K)
+        feat = torch.gather(f.reshape(-1, c, cells), 2, idx.unsqueeze(1).expand(-1, c, -1))  # (B, C, K)
+        convs = [self.offset] + ([self.nb_offset] if self.nb_offset is not None else [])
+        weight = torch.cat([m.weight for m in convs]).reshape(-1, k, c).transpose(1, 2)  # (G, C, K)
+        bias = torch.cat([m.bias for m in convs]).reshape(-1, k)  # (G, K)
+        values = (feat.unsqueeze(1) * weight).sum(2) + bias  # (B, G, K)
+        return self._points(idx, values[:, :2], values[:, 2:])
 
     def _gather(self, maps: torch.Tensor, idx: torch.Tensor, groups: int) -> torch.Tensor:
         """maps (B, groups*K, H, W), idx (B, K) or (B, K, M) flat cells -> (B, groups, K) or
@@ -82,26 +110,30 @@ class PIPHead(Head):
         values = torch.gather(flat, 3, cells[:, None].expand(b, groups, k, cells.shape[2]))
         return values.squeeze(3) if one else values
 
+    def _points(self, idx: torch.Tensor, own: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
+        """Argmax cells (B, K), offsets there (B, 2, K) and neighbour offsets (B, 2 * neighbours, K;
+        x then y, each neighbour by neighbour) -> (B, K, 2) points in input pixels."""
+        k, w = self.num_points, self.grid
+        cell = torch.arange(w * w, device=idx.device)
+        cells = torch.stack([cell % w, torch.div(cell, w, rounding_mode="floor")]).to(own.dtype)  # (2, HW): x, y
+        xy = cells[:, idx].transpose(0, 1)  # (B, 2, K)
+        pos = xy + own
+        if self.num_neighbors:
+            n = self.num_neighbors
+            # Point i's cell votes for neighbour j = neighbors[i, m]; average each point's own estimate
+            # with every vote it receives. Votes come in (m, i) order here, so the vote matrix's rows
+            # (made in (i, m) order) are reordered to match.
+            votes = (xy.unsqueeze(2) + nb.reshape(-1, 2, n, k)).reshape(-1, 2, n * k)
+            vote = self.vote.to(own.dtype).reshape(k, n, k).transpose(0, 1).reshape(n * k, k)
+            pos = (pos + votes @ vote) / (1.0 + vote.sum(0))
+        return (pos * self.stride - 0.5).transpose(1, 2)
+
     def decode(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
         score = out["score"]
-        b, k, h, w = score.shape
-        idx = score.reshape(b, k, h * w).argmax(dim=2)
-        cx = (idx % w).to(score.dtype)
-        cy = torch.div(idx, w, rounding_mode="floor").to(score.dtype)
-        off = self._gather(out["offset"], idx, 2)
-        x = cx + off[:, 0]
-        y = cy + off[:, 1]
-        if self.nb_offset is not None:
-            n = self.num_neighbors
-            nb = self._gather(out["nb_offset"], idx, 2 * n).reshape(b, 2, n, k)
-            # Point i's cell votes for neighbour j = neighbors[i, m]; average each point's own estimate
-            # with every vote it receives.
-            vx = (cx[:, None, :] + nb[:, 0]).permute(0, 2, 1).reshape(b, k * n)
-            vy = (cy[:, None, :] + nb[:, 1]).permute(0, 2, 1).reshape(b, k * n)
-            vote = self.vote.to(score.dtype)
-            count = 1.0 + vote.sum(0)
-            x, y = (x + vx @ vote) / count, (y + vy @ vote) / count
-        return torch.stack([x, y], dim=-1) * self.stride - 0.5
+        idx = score.flatten(2).argmax(2)
+        own = self._gather(out["offset"], idx, 2)
+        nb = self._gather(out["nb_offset"], idx, 2 * self.num_neighbors) if self.nb_offset is not None else own[:, :0]
+        return self._points(idx, own, nb)
 
     def loss(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> dict[str, torch.Tensor]:
         score = out["score"]
