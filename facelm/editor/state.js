@@ -153,19 +153,15 @@ var FlmState = (function () {
       return this.send(op);
     }
 
-    undo() {
-      if (!this.loaded || !this.hist.length) return null;
-      this.fut.push(cloneFaces(this.faces));
-      this.faces = this.hist.pop();
-      this.epoch += 1;
-      this.pruneSelection();
-      return this.send('edit');
-    }
+    undo() { return this.step(this.hist, this.fut); }
 
-    redo() {
-      if (!this.loaded || !this.fut.length) return null;
-      this.hist.push(cloneFaces(this.faces));
-      this.faces = this.fut.pop();
+    redo() { return this.step(this.fut, this.hist); }
+
+    /** One step through the history: take the faces from `from`, keep the current ones on `to`. */
+    step(from, to) {
+      if (!this.loaded || !from.length) return null;
+      to.push(cloneFaces(this.faces));
+      this.faces = from.pop();
       this.epoch += 1;
       this.pruneSelection();
       return this.send('edit');

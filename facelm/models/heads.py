@@ -87,8 +87,8 @@ class PIPHead(Head):
         """``decode(forward(f8, f16))``, computing the offsets only at each point's chosen cell: the
         offset maps are needed whole for training, but inference reads one cell of them per point,
         so the 1x1 offset convolutions become dot products there (float, where the maps would be
-        int8 in a quantized export). Written so that ONNX export gives a short graph: constant shapes, no batch-size
-        arithmetic."""
+        int8 in a quantized export). Written so that ONNX export gives a short graph: constant
+        shapes, no batch-size arithmetic."""
         f = self._fused(f8, f16)
         k, c, cells = self.num_points, self.score.in_channels, self.grid * self.grid
         idx = self.score(f).reshape(-1, k, cells).argmax(2)  # (B, K)
@@ -114,6 +114,8 @@ class PIPHead(Head):
         """Argmax cells (B, K), offsets there (B, 2, K) and neighbour offsets (B, 2 * neighbours, K;
         x then y, each neighbour by neighbour) -> (B, K, 2) points in input pixels."""
         k, w = self.num_points, self.grid
+        # Cell coordinates are looked up in a table built from Python ints (a constant in an export)
+        # rather than computed from idx: integer floor division exports as a dozen ONNX nodes.
         cell = torch.arange(w * w, device=idx.device)
         cells = torch.stack([cell % w, torch.div(cell, w, rounding_mode="floor")]).to(own.dtype)  # (2, HW): x, y
         xy = cells[:, idx].transpose(0, 1)  # (B, 2, K)

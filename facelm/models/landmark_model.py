@@ -106,12 +106,15 @@ class LandmarkModel(
             return None if a is None else np.round(np.asarray(a, np.float64), 4).tolist()
         return self._copy(point_offset=stored(point_offset), mirror_offset=stored(mirror_offset)).eval()
 
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.backbone(x * self.pixel_scale - self.pixel_shift)
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.head(*self.backbone(x * self.pixel_scale - self.pixel_shift))
+        return self.head(*self._features(x))
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Crops -> (B, K, 2) points in input pixels: ``decode(self(x))``, by the head's cheaper path."""
-        points = self.head.predict(*self.backbone(x * self.pixel_scale - self.pixel_shift))
+        points = self.head.predict(*self._features(x))
         return points + self.point_offset.to(points.dtype)
 
     def decode(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
