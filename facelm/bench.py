@@ -183,7 +183,7 @@ def _nme_pct(pred: list[np.ndarray] | np.ndarray, faces: list[BenchFace]) -> flo
 
 def bench_facelm(model: object, faces: list[BenchFace], backend: str, threads: int, batch: int,
                  onnx_file: Path | None = None, label: str | None = None, refine: bool = False) -> Row:
-    from .crop import crop_matrix, invert, transform_points, warp
+    from .crop import crop_matrix, uncrop_points, warp
     from .landmarker import FaceLandmarker
     if refine and batch != 1:
         raise ValueError("the refine pass is timed per face (batch 1)")
@@ -198,7 +198,7 @@ def bench_facelm(model: object, faces: list[BenchFace], backend: str, threads: i
         mats = [crop_matrix(f.box, s, fl.model.crop_scale, fl.model.crop_shift_y) for f in faces]
         crops = np.stack([warp(f.image, m, s) for f, m in zip(faces, mats)])
         pts = np.concatenate([fl.predict_crops(crops[i:i + batch]) for i in range(0, len(crops), batch)])
-        return np.stack([transform_points(p, invert(m)) for p, m in zip(pts, mats)])
+        return uncrop_points(pts, mats)
 
     # one warm-up run: first calls allocate and pick kernels
     ms, (preds,) = time_per_item(lambda _: run_all(), [None], warmup=1)

@@ -196,8 +196,10 @@ def cmd_export_onnx(a: argparse.Namespace) -> int:
         check = (f"int8, calibrated on {a.calib_faces} training faces of {', '.join(a.calib)}; "
                  f"use it with FaceLandmarker(..., backend='onnx', onnx_file='{out}'), or name it "
                  "model_int8.onnx in the model's folder (or Hub repo) to make it that model's default")
+    from .onnx_backend import OnnxRunner
+    takes = "uint8" if OnnxRunner(data).input_dtype == np.uint8 else "float"
     print(f"wrote {out} ({len(data) / 1e6:.1f} MB, input crops (B, {model.in_chans}, {model.input_size}, "
-          f"{model.input_size}) float 0-255, output landmarks (B, {model.num_points}, 2) crop pixels); {check}")
+          f"{model.input_size}) {takes} 0-255, output landmarks (B, {model.num_points}, 2) crop pixels); {check}")
     return 0
 
 

@@ -45,6 +45,13 @@ def transform_points(points: np.ndarray, m: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def uncrop_points(points: np.ndarray, mats: list[np.ndarray] | np.ndarray) -> np.ndarray:
+    """(N, K, 2) points in N crops -> float32 image pixels, by the inverses of the crops' (2, 3)
+    image->crop matrices: one batched product, as a face is on the inference hot path."""
+    inv = np.stack([invert(m) for m in mats]) if len(mats) else np.zeros((0, 2, 3))
+    return (np.asarray(points, np.float64) @ inv[:, :, :2].transpose(0, 2, 1) + inv[:, None, :, 2]).astype(np.float32)
+
+
 def warp(image: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     """Resample the crop. Area averaging first when shrinking a lot, so small crops are not aliased."""
     shrink = 1.0 / max(math.sqrt(abs(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0])), 1e-9)
@@ -105,9 +112,12 @@ LUMA = (0.299, 0.587, 0.114)
 (ITU-R 601 luma)."""
 
 
-def crops_to_input(crops: np.ndarray, in_chans: int) -> np.ndarray:
-    """(B, S, S, 3) uint8 crops -> (B, in_chans, S, S) float32 in [0, 255], what the models take."""
-    x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
+def crops_to_input(crops: np.ndarray, in_chans: int, dtype: type = np.float32) -> np.ndarray:
+    """(B, S, S, 3) uint8 crops -> (B, in_chans, S, S) in [0, 255], what the models take: float32, or
+    the uint8 pixels themselves for a model file that takes them (3 channels only)."""
+    if dtype == np.uint8 and in_chans != 3:
+        raise ValueError("only 3-channel models take uint8 crops")
+    x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=dtype)
     if in_chans == 1:
         x = (x * np.array(LUMA, np.float32)[None, :, None, None]).sum(1, keepdims=True)
     return x

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .annotation import AnnotatedImage, Face
-from .crop import crop_matrix, crops_to_input, invert, transform_points, warp
+from .crop import crop_matrix, crops_to_input, uncrop_points, warp
 from .face_box import face_box, upright_face_box
 from .hub import load_model, local_folder
 from .image import ImageLike, MAX_PIXELS, to_rgb_array
@@ -77,9 +77,9 @@ def _as_boxes(boxes: object, width: int, height: int) -> np.ndarray:
         raise ValueError(f"boxes must have shape (N, 4) as x1, y1, x2, y2; got shape {b.shape}")
     if not np.isfinite(b).all():
         raise ValueError("boxes contain NaN or infinite values")
-    if ((b[:, 2] - b[:, 0]) <= 0).any() or ((b[:, 3] - b[:, 1]) <= 0).any():
+    if (b[:, 2:] <= b[:, :2]).any():
         raise ValueError("each box needs x2 > x1 and y2 > y1")
-    outside = (b[:, 2] < 0) | (b[:, 3] < 0) | (b[:, 0] >= width) | (b[:, 1] >= height)
+    outside = (b[:, 2:] < 0).any(1) | (b[:, :2] >= (width, height)).any(1)
     if outside.any():
         raise ValueError(f"box {int(np.argmax(outside))} lies entirely outside the {width}x{height} image")
     return b
@@ -164,7 +164,7 @@ class FaceLandmarker:
     # -- the model on crops ---------------------------------------------------------------------
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
         """(B, S, S, 3) uint8 crops -> (B, K, 2) landmarks in crop pixels."""
-        x = crops_to_input(crops, self.model.in_chans)
+        x = crops_to_input(crops, self.model.in_chans, np.float32 if self._onnx is None else self._onnx.input_dtype)
         pts = self._run(x)
         if self.flip_test:
             pts = flip_test_mean(pts, self._run(np.ascontiguousarray(x[..., ::-1])), self.scheme, self.input_size,
@@ -191,9 +191,7 @@ class FaceLandmarker:
         rolls = np.zeros(len(boxes)) if rolls is None else rolls
         mats = [crop_matrix(b, s, scale, shift, float(r)) for b, r in zip(boxes, rolls)]
         crops = np.stack([warp(img, m, s) for m in mats]) if mats else np.zeros((0, s, s, 3), np.uint8)
-        pts = self.predict_crops(crops)
-        return np.stack([transform_points(p, invert(m)) for p, m in zip(pts, mats)]) if mats else \
-            np.zeros((0, self.scheme.num_points, 2), np.float32)
+        return uncrop_points(self.predict_crops(crops), mats)
 
     def refine_points(self, img: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The refine stage: (N, K, 2) points in the HxWx3 RGB ``img`` -> new points, the mean of two

@@ -78,12 +78,22 @@ def calibration_crops(model: LandmarkModel, data: Sequence[str | os.PathLike], n
 
 
 def quantize_int8(onnx_model: bytes, calibration: np.ndarray) -> bytes:
+    """The int8 file of a float export (:func:`quantize_qdq`). A 3-channel model's file takes uint8
+    crops (``facelm.onnx_graph``): its first convolution is int8 too, reading the pixels as they
+    are. Other models keep a float first convolution (three input channels give int8 kernels little
+    to work with) and float input. Accuracy and speed against the float model: docs/speed.md."""
+    from .onnx_graph import space_to_depth_stem, takes_pixels, uint8_input
+    if takes_pixels(onnx_model):
+        return space_to_depth_stem(uint8_input(quantize_qdq(onnx_model, calibration, float_first_conv=False)))
+    return quantize_qdq(onnx_model, calibration, float_first_conv=True)
+
+
+def quantize_qdq(onnx_model: bytes, calibration: np.ndarray, float_first_conv: bool) -> bytes:
     """Static int8 quantization of the convolutions and their ReLUs (QDQ, per output channel; a ReLU
     quantized with its convolution disappears into it), activations calibrated on ``calibration``
     crops to their ``CALIB_PERCENTILE``th percentile: the min-max range lets a few outliers coarsen
-    every step. The first convolution stays float (three input channels give int8 kernels little
-    to work with, and it sees the pixels), as do the residual additions (int8 ones cost accuracy) and
-    the decoding. Accuracy and speed against the float model: docs/speed.md."""
+    every step. The residual additions (int8 ones cost accuracy) and the decoding stay float, and
+    the first convolution too with ``float_first_conv``."""
     import tempfile
 
     import onnx
@@ -102,7 +112,7 @@ def quantize_int8(onnx_model: bytes, calibration: np.ndarray) -> bytes:
         src, dst = Path(d) / "fp32.onnx", Path(d) / "int8.onnx"
         src.write_bytes(onnx_model)
         quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        op_types_to_quantize=["Conv", "Relu"], nodes_to_exclude=first_conv,
+                        op_types_to_quantize=["Conv", "Relu"], nodes_to_exclude=first_conv if float_first_conv else [],
                         activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Percentile,
                         extra_options={"CalibPercentile": CALIB_PERCENTILE})
@@ -124,6 +134,8 @@ class OnnxRunner:
         """The file this runs, None for a model given as bytes."""
         self.session = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        self.input_dtype = np.uint8 if self.session.get_inputs()[0].type == "tensor(uint8)" else np.float32
+        """What the file takes: uint8 crops (int8 exports of 3-channel models) or float ones."""
 
     @property
     def weights_sha256(self) -> str | None:
@@ -138,14 +150,18 @@ class OnnxRunner:
                              f"(batch, {in_chans}, {input_size}, {input_size})")
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(crops, dtype=np.float32)})[0]
+        """(B, C, S, S) crops, pixel values in [0, 255] (whole numbers for a uint8 file) -> (B, K, 2)."""
+        if self.input_dtype == np.uint8 and crops.dtype != np.uint8:
+            crops = np.clip(np.rint(crops), 0, 255)
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(crops, dtype=self.input_dtype)})[0]
 
 
 def check_export(model: LandmarkModel, model_bytes_or_path: bytes | str | os.PathLike, batch: int = 2,
                  seed: int = 0) -> float:
-    """Largest |torch - onnxruntime| landmark difference (crop pixels) on random crops: an exported
-    file that disagrees with its model is worse than no file."""
-    x = np.random.default_rng(seed).uniform(0, 255, (batch, model.in_chans, model.input_size, model.input_size))
+    """Largest |torch - onnxruntime| landmark difference (crop pixels) on random crops of whole pixel
+    values (what crops of photos hold): an exported file that disagrees with its model is worse than
+    no file."""
+    x = np.random.default_rng(seed).integers(0, 256, (batch, model.in_chans, model.input_size, model.input_size))
     x = x.astype(np.float32)
     with torch.inference_mode():
         ref = model.eval().predict(torch.from_numpy(x)).numpy()

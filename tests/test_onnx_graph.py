@@ -1,0 +1,88 @@
+"""The int8 file's graph rewrites (facelm.onnx_graph): uint8 crops in, and the first convolution
+over 2x2 pixel blocks. Judged on real faces against the graphs they rewrite and the torch model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facelm.crop import crop_face, crops_to_input
+from facelm.hub import load_model
+from facelm.image import to_rgb_array
+from facelm.models import LandmarkModel
+from facelm.onnx_backend import OnnxRunner, calibration_crops, export_onnx, quantize_int8, quantize_qdq
+from facelm.onnx_graph import space_to_depth_stem, takes_pixels, uint8_input
+from facelm.photo_evaluation import iter_annotated
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def model() -> LandmarkModel:
+    return load_model("ibug68_fast").float()
+
+
+@pytest.fixture(scope="module")
+def graphs(model, shared_data) -> dict[str, bytes]:
+    """The float export, its QDQ quantization with an int8 first convolution, and the two rewrites."""
+    fp = export_onnx(model)
+    qdq = quantize_qdq(fp, calibration_crops(model, [shared_data / "300w"], n=32), float_first_conv=False)
+    pixels = uint8_input(qdq)
+    return {"float": fp, "qdq": qdq, "pixels": pixels, "blocks": space_to_depth_stem(pixels)}
+
+
+@pytest.fixture(scope="module")
+def crops(model, shared_data) -> np.ndarray:
+    """(B, S, S, 3) uint8 crops of 300-W validation faces."""
+    photos = list(iter_annotated([shared_data / "300w"], every=8, split="validation"))
+    return np.stack([crop_face(to_rgb_array(p.path), p.boxes[0], model.input_size, model.crop_scale)[0]
+                     for p in photos])
+
+
+def test_uint8_input_takes_the_pixels_as_they_are(graphs, crops):
+    pixels, blocks = OnnxRunner(graphs["pixels"]), OnnxRunner(graphs["blocks"])
+    assert pixels.input_dtype == np.uint8 and blocks.input_dtype == np.uint8
+    assert OnnxRunner(graphs["qdq"]).input_dtype == np.float32
+    x = crops_to_input(crops, 3, np.uint8)
+    assert x.dtype == np.uint8 and x.shape == (len(crops), 3, crops.shape[1], crops.shape[2])
+    # The 2x2-block stem moves the int8 weights without re-rounding them: the same integer sums.
+    assert np.abs(pixels(x) - blocks(x)).max() < 1e-4
+    # Float crops of whole pixel values are taken as the same uint8 pixels.
+    assert np.array_equal(blocks(x.astype(np.float32)), blocks(x))
+
+
+def test_rewritten_int8_file_stays_close_to_the_float_model(model, graphs, crops):
+    """The rewrite changes the input's quantization (exact pixels instead of a calibrated range) and
+    nothing else: its points stay as close to the float model's as the QDQ graph's are."""
+    x = crops_to_input(crops, 3)
+    with torch.inference_mode():
+        ref = model.predict(torch.from_numpy(x)).numpy()
+    qdq = np.abs(OnnxRunner(graphs["qdq"])(x) - ref).mean()
+    blocks = np.abs(OnnxRunner(graphs["blocks"])(crops_to_input(crops, 3, np.uint8)) - ref).mean()
+    assert blocks < 0.3, blocks  # crop pixels, 96 px crops
+    assert blocks < 1.5 * qdq, (blocks, qdq)
+
+
+def test_graphs_that_cannot_take_pixels(model, graphs):
+    # A float first convolution (or the float export) has no dequantization to move the normalisation into.
+    with pytest.raises(ValueError, match="quantized first convolution"):
+        uint8_input(graphs["float"])
+    assert takes_pixels(graphs["float"])
+    # A one-channel model sees float luma, not pixels: its int8 file keeps float input.
+    torch.manual_seed(0)
+    gray = LandmarkModel(in_chans=1, input_size=32, width=8).eval()
+    assert not takes_pixels(export_onnx(gray))
+    data = quantize_int8(export_onnx(gray), np.random.default_rng(0).uniform(0, 255, (4, 1, 32, 32)).astype(np.float32))
+    assert OnnxRunner(data).input_dtype == np.float32
+    with pytest.raises(ValueError, match="3-channel"):
+        crops_to_input(np.zeros((1, 32, 32, 3), np.uint8), 1, np.uint8)
+
+
+def test_other_first_convolutions_keep_their_shape():
+    """resnet18 starts with a 7x7 convolution: the block rewrite leaves it alone, the file still runs."""
+    torch.manual_seed(0)
+    net = LandmarkModel(backbone="resnet18", width=64, input_size=32).eval()
+    calib = np.random.default_rng(0).integers(0, 256, (4, 3, 32, 32)).astype(np.float32)
+    pixels = uint8_input(quantize_qdq(export_onnx(net), calib, float_first_conv=False))
+    assert space_to_depth_stem(pixels) == pixels
+    assert OnnxRunner(pixels)(calib).shape == (4, 68, 2)
