@@ -76,8 +76,9 @@ def takes_pixels(model_bytes: bytes) -> bool:
     import onnx
     g = _Graph(onnx.load_from_string(model_bytes))
     dims = g.graph.input[0].type.tensor_type.shape.dim
-    found = g.chain(g.first_conv(), "Sub", "Mul")
-    return len(dims) == 4 and dims[1].dim_value == 3 and found is not None and \
+    conv = g.first_conv()
+    found = g.chain(conv, "Sub", "Mul")
+    return len(dims) == 4 and dims[1].dim_value == 3 and len(conv.input) == 3 and found is not None and \
         _normalisation(g, found[1], found[0]) is not None
 
 
@@ -101,8 +102,9 @@ def uint8_input(model_bytes: bytes) -> bytes:
     if not 0 <= zero <= 255:
         raise ValueError(f"the normalisation's zero ({shift / scale:.1f}) is not a uint8 pixel value")
     moved = zero - shift / scale  # pixels dequantize to (normalised - moved * scale)
-    w_dq, b_dq = g.producer[conv.input[1]], g.producer[conv.input[2]] if len(conv.input) > 2 else None
-    if b_dq is None or b_dq.op_type != "DequantizeLinear" or w_dq.op_type != "DequantizeLinear":
+    w_dq = g.producer.get(conv.input[1])
+    b_dq = g.producer.get(conv.input[2]) if len(conv.input) > 2 else None
+    if w_dq is None or b_dq is None or (w_dq.op_type, b_dq.op_type) != ("DequantizeLinear",) * 2:
         raise ValueError("the first convolution's weights and bias are not quantized")
     w_scale = g.value(w_dq.input[1]).astype(np.float64)
     w = (g.value(w_dq.input[0]).astype(np.float64)
@@ -138,7 +140,8 @@ def space_to_depth_stem(model_bytes: bytes) -> bytes:
     dims = [d.dim_value for d in g.graph.input[0].type.tensor_type.shape.dim]
     if (attrs.get("kernel_shape") != [3, 3] or attrs.get("strides") != [2, 2] or attrs.get("pads") != [1, 1, 1, 1]
             or attrs.get("dilations", [1, 1]) != [1, 1] or dq is None or dq.op_type != "DequantizeLinear"
-            or dq.input[0] != g.graph.input[0].name or len(dims) != 4 or dims[2] % 2 or dims[3] % 2):
+            or dq.input[0] != g.graph.input[0].name or len(dims) != 4 or min(dims[2:]) <= 0
+            or dims[2] % 2 or dims[3] % 2):
         return model_bytes
     w_dq = g.producer[conv.input[1]]
     w = g.value(w_dq.input[0])  # (out, in, 3, 3) int8
