@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from facelm.augment import AugmentConfig, MirrorFlip, apply, build_augment, build_eval
-from facelm.crop import crop_matrix, invert, transform_points, warp
+from facelm.crop import crop_matrix, invert, transform_points, uncrop_points, warp
 from facelm.crop_cache import build_cache, cache_size
 from facelm.face_box import face_box, upright_face_box
 from facelm.schemes import IBUG68, get_scheme
@@ -39,6 +39,17 @@ def test_crop_points_follow_pixels(size: int, rotation: float) -> None:
         cx, cy = _centroid(crop[..., 0], x, y, r=max(2, size // 16))
         assert abs(cx - x) < 0.25 and abs(cy - y) < 0.25
     np.testing.assert_allclose(transform_points(mapped, invert(m)), pts, atol=1e-3)
+
+
+def test_uncrop_maps_every_crop_back_by_its_own_matrix() -> None:
+    pts = np.array([[210.0, 230.0], [330.0, 260.0], [270.0, 380.0]])
+    boxes = [np.array([190, 200, 350, 400.0]), np.array([100, 120, 420, 480.0]), np.array([250, 150, 300, 260.0])]
+    mats = [crop_matrix(b, 96, rotation_deg=r) for b, r in zip(boxes, (0.0, 25.0, -40.0))]
+    in_crops = np.stack([transform_points(pts, m) for m in mats])
+    back = uncrop_points(in_crops, mats)
+    assert back.dtype == np.float32 and back.shape == (3, 3, 2)
+    np.testing.assert_allclose(back, np.broadcast_to(pts, back.shape), atol=1e-3)
+    assert uncrop_points(np.zeros((0, 68, 2), np.float32), []).shape == (0, 68, 2)
 
 
 @pytest.mark.parametrize("size", [112, 48, 24])
