@@ -88,8 +88,8 @@ def uint8_input(model_bytes: bytes) -> bytes:
     zero point is ``255 * mean`` rounded (128 for the default mean 0.5); the half step that rounding
     moves every pixel by is added back through the first convolution's bias. That is exact where the
     convolution reads only pixels; on the crop's outer ring of outputs, whose taps read padding (the
-    normalised 0 in both graphs), it is also added for those taps: a shift of 1/128 of the input
-    scale times their weights."""
+    normalised 0 in both graphs), it is also added for those taps: half an input step times their
+    weights."""
     import onnx
     from onnx import TensorProto
     g = _Graph(onnx.load_from_string(model_bytes))
