@@ -86,3 +86,15 @@ def test_other_first_convolutions_keep_their_shape():
     pixels = uint8_input(quantize_qdq(export_onnx(net), calib, float_first_conv=False))
     assert space_to_depth_stem(pixels) == pixels
     assert OnnxRunner(pixels)(calib).shape == (4, 68, 2)
+
+
+def test_flip_test_runs_on_the_uint8_file(shared_data):
+    """The flip test mirrors the uint8 crops it gives the shipped file; its answer stays with torch's."""
+    from facelm import FaceLandmarker
+    from facelm.metrics import nme
+    photos = list(iter_annotated([shared_data / "300w"], every=15, split="validation"))
+    onnx_fl = FaceLandmarker.from_pretrained("ibug68_fast", detector=None, flip_test=True)
+    torch_fl = FaceLandmarker.from_pretrained("ibug68_fast", detector=None, flip_test=True, backend="torch")
+    assert onnx_fl._onnx.input_dtype == np.uint8
+    a, b = (np.concatenate([fl.predict(p.path, boxes=p.boxes).landmarks for p in photos]) for fl in (onnx_fl, torch_fl))
+    assert nme(a, b, "ibug68").mean() < 0.0075
