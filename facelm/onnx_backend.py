@@ -107,12 +107,13 @@ def quantize_qdq(onnx_model: bytes, calibration: np.ndarray, float_first_conv: b
         def get_next(self) -> dict | None:
             return next(self.items, None)
 
-    first_conv = [next(n.name for n in onnx.load_from_string(onnx_model).graph.node if n.op_type == "Conv")]
+    exclude = [next(n.name for n in onnx.load_from_string(onnx_model).graph.node if n.op_type == "Conv")] \
+        if float_first_conv else []
     with tempfile.TemporaryDirectory() as d:
         src, dst = Path(d) / "fp32.onnx", Path(d) / "int8.onnx"
         src.write_bytes(onnx_model)
         quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        op_types_to_quantize=["Conv", "Relu"], nodes_to_exclude=first_conv if float_first_conv else [],
+                        op_types_to_quantize=["Conv", "Relu"], nodes_to_exclude=exclude,
                         activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Percentile,
                         extra_options={"CalibPercentile": CALIB_PERCENTILE})
