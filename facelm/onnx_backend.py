@@ -120,10 +120,24 @@ def quantize_qdq(onnx_model: bytes, calibration: np.ndarray, float_first_conv: b
         return dst.read_bytes()
 
 
-class OnnxRunner:
-    """Runs an exported model with onnxruntime on the CPU."""
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX int8 tiles (Linux reports them in /proc/cpuinfo; False elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return any(line.startswith("flags") and " amx_int8" in line for line in f)
+    except OSError:
+        return False
 
-    def __init__(self, model_bytes_or_path: bytes | str | os.PathLike, num_threads: int | None = None):
+
+class OnnxRunner:
+    """Runs an exported model with onnxruntime on the CPU.
+
+    ``gemm_convs``: run the int8 file's larger convolutions as matrix products
+    (:func:`facelm.onnx_graph.gemm_convs`, the same arithmetic); None does so on CPUs with AMX,
+    where that is faster."""
+
+    def __init__(self, model_bytes_or_path: bytes | str | os.PathLike, num_threads: int | None = None,
+                 gemm_convs: bool | None = None):
         import onnxruntime as ort
         so = ort.SessionOptions()
         if num_threads:
@@ -133,6 +147,8 @@ class OnnxRunner:
         src = model_bytes_or_path if isinstance(model_bytes_or_path, bytes) else str(model_bytes_or_path)
         self.path = None if isinstance(src, bytes) else Path(src)
         """The file this runs, None for a model given as bytes."""
+        if cpu_has_amx() if gemm_convs is None else gemm_convs:
+            src = _gemm_convs(src)
         self.session = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.input_dtype = np.uint8 if self.session.get_inputs()[0].type == "tensor(uint8)" else np.float32
@@ -155,6 +171,18 @@ class OnnxRunner:
         if self.input_dtype == np.uint8 and crops.dtype != np.uint8:
             crops = np.clip(np.rint(crops), 0, 255)
         return self.session.run(None, {self.input_name: np.ascontiguousarray(crops, dtype=self.input_dtype)})[0]
+
+
+def _gemm_convs(src: bytes | str) -> bytes | str:
+    """``src`` rewritten by :func:`facelm.onnx_graph.gemm_convs`; ``src`` itself when it is not a
+    readable ONNX model, so that onnxruntime reports what is wrong with it."""
+    from .onnx_graph import gemm_convs
+    try:
+        data = src if isinstance(src, bytes) else Path(src).read_bytes()
+        out = gemm_convs(data)
+    except Exception:  # truncated or foreign files: onnxruntime's error names the problem
+        return src
+    return src if out is data else out
 
 
 def check_export(model: LandmarkModel, model_bytes_or_path: bytes | str | os.PathLike, batch: int = 2,

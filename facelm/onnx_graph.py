@@ -9,13 +9,23 @@ convolution, re-layout and quantization step in the graph.
 onnxruntime's int8 convolution is slow with three input channels, so the first convolution (3x3,
 stride 2) is then rewritten as a 2x2, stride-1 convolution over the crop's 2x2 pixel blocks
 stacked as 12 channels (``SpaceToDepth``; :func:`space_to_depth_stem`): the same products, its
-int8 weights moved, not re-rounded. Timings: docs/speed.md.
+int8 weights moved, not re-rounded.
+
+onnxruntime runs an int8 convolution whose weights' zero point is 0 with its own direct kernels,
+and any other as an int8 matrix product, which uses AMX tiles on CPUs that have them: there, the
+matrix product is the faster one for convolutions with many inputs per output, so
+:func:`gemm_convs` gives those weights a zero point of 1 (every weight moved up by one: the same
+values). Timings: docs/speed.md.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["uint8_input", "space_to_depth_stem", "takes_pixels"]
+__all__ = ["uint8_input", "space_to_depth_stem", "takes_pixels", "gemm_convs", "GEMM_MIN_INPUTS"]
+
+GEMM_MIN_INPUTS = 432
+"""Inputs per output (in channels x kernel area) from which :func:`gemm_convs` moves a convolution to
+the matrix-product kernels: a 3x3 convolution over 48 channels. Smaller ones were slower there."""
 
 
 class _Graph:
@@ -167,6 +177,35 @@ def space_to_depth_stem(model_bytes: bytes) -> bytes:
     g.graph.ClearField("value_info")  # shapes after the first convolution are unchanged; before it, stale
     onnx.checker.check_model(g.proto)
     return g.proto.SerializeToString()
+
+
+def gemm_convs(model_bytes: bytes, min_inputs: int = GEMM_MIN_INPUTS) -> bytes:
+    """The QDQ graph with the int8 weights of every convolution with at least ``min_inputs`` inputs per
+    output moved off zero point 0 (weights and zero point up by one, or down by one where a weight is
+    127): the same dequantized weights, run by onnxruntime's int8 matrix product instead of its
+    symmetric convolution kernels. A graph with no such convolution is returned unchanged."""
+    import onnx
+    g = _Graph(onnx.load_from_string(model_bytes))
+    readers: dict[str, int] = {}
+    for node in g.graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    moved = 0
+    for conv in (n for n in g.graph.node if n.op_type == "Conv"):
+        dq = g.producer.get(conv.input[1])
+        if (dq is None or dq.op_type != "DequantizeLinear" or len(dq.input) < 3
+                or any(name not in g.inits or readers[name] != 1 for name in (dq.input[0], dq.input[2]))):
+            continue
+        w, zero = g.value(dq.input[0]), g.value(dq.input[2])
+        if w.dtype != np.int8 or zero.any() or int(np.prod(w.shape[1:])) < min_inputs:
+            continue
+        step = 1 if w.max() < 127 else -1
+        if w.min() == -128 and step < 0:
+            continue
+        g.put(dq.input[0], (w.astype(np.int16) + step).astype(np.int8))
+        g.put(dq.input[2], (zero.astype(np.int16) + step).astype(np.int8))
+        moved += 1
+    return g.proto.SerializeToString() if moved else model_bytes
 
 
 def _drop_unused(g: _Graph) -> None:

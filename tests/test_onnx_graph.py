@@ -1,5 +1,5 @@
-"""The int8 file's graph rewrites (facelm.onnx_graph): uint8 crops in, and the first convolution
-over 2x2 pixel blocks. Judged on real faces against the graphs they rewrite and the torch model."""
+"""The int8 file's graph rewrites (facelm.onnx_graph): uint8 crops in, the first convolution
+over 2x2 pixel blocks, and larger convolutions moved to onnxruntime's matrix-product kernels. Judged on real faces against the graphs they rewrite and the torch model."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +11,7 @@ from facelm.hub import load_model
 from facelm.image import to_rgb_array
 from facelm.models import LandmarkModel
 from facelm.onnx_backend import OnnxRunner, calibration_crops, export_onnx, quantize_int8, quantize_qdq
-from facelm.onnx_graph import space_to_depth_stem, takes_pixels, uint8_input
+from facelm.onnx_graph import GEMM_MIN_INPUTS, gemm_convs, space_to_depth_stem, takes_pixels, uint8_input
 from facelm.photo_evaluation import iter_annotated
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -98,3 +98,61 @@ def test_flip_test_runs_on_the_uint8_file(shared_data):
     assert onnx_fl._onnx.input_dtype == np.uint8
     a, b = (np.concatenate([fl.predict(p.path, boxes=p.boxes).landmarks for p in photos]) for fl in (onnx_fl, torch_fl))
     assert nme(a, b, "ibug68").mean() < 0.0075
+
+
+def _conv_weights(data: bytes) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each convolution's int8 weights and their zero points, by convolution name."""
+    import onnx
+    from onnx import numpy_helper
+    graph = onnx.load_from_string(data).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    out = {}
+    for conv in (n for n in graph.node if n.op_type == "Conv"):
+        dq = producer.get(conv.input[1])
+        if dq is not None and dq.op_type == "DequantizeLinear":
+            out[conv.name] = inits[dq.input[0]], inits[dq.input[2]]
+    return out
+
+
+@pytest.mark.parametrize("name", ["ibug68", "ibug68_fast", "celeba5"])
+def test_gemm_convs_change_the_kernels_not_the_points(name, shared_data):
+    """On every shipped int8 file: the convolutions with enough inputs per output get zero point 1
+    (or -1) and their weights moved with it, the others are untouched, and onnxruntime gives the
+    same points on real faces either way, whichever kernels this CPU picks."""
+    from facelm.hub import WEIGHTS_DIR
+    model = load_model(name)
+    data = (WEIGHTS_DIR / name / "model_int8.onnx").read_bytes()
+    moved = gemm_convs(data)
+    before, after = _conv_weights(data), _conv_weights(moved)
+    assert before.keys() == after.keys()
+    big = [c for c, (w, _) in before.items() if np.prod(w.shape[1:]) >= GEMM_MIN_INPUTS]
+    for conv, (w, zero) in before.items():
+        w2, zero2 = after[conv]
+        assert not zero.any()
+        if conv in big:
+            step = zero2.astype(int)
+            assert set(np.unique(step)) <= {1, -1} and len(np.unique(step)) == 1
+            assert np.array_equal(w2.astype(int) - step.reshape(-1, 1, 1, 1), w.astype(int))
+        else:
+            assert np.array_equal(w2, w) and not zero2.any()
+    if not big:
+        assert moved == data
+    photos = list(iter_annotated([shared_data / "300w"], every=10, split="validation"))
+    crops = np.stack([crop_face(to_rgb_array(p.path), p.boxes[0], model.input_size, model.crop_scale,
+                                model.crop_shift_y)[0] for p in photos])
+    x = crops_to_input(crops, model.in_chans, OnnxRunner(data).input_dtype)
+    a = OnnxRunner(data, num_threads=1, gemm_convs=False)(x)
+    b = OnnxRunner(data, num_threads=1, gemm_convs=True)(x)
+    assert np.abs(a - b).max() < 1e-3, np.abs(a - b).max()
+
+
+def test_gemm_convs_leave_float_and_foreign_files_alone(graphs, tmp_path):
+    assert gemm_convs(graphs["float"]) == graphs["float"]  # float weights: nothing to move
+    # The bundled model's big convolutions start at GEMM_MIN_INPUTS; a threshold above all leaves it be.
+    assert gemm_convs(graphs["blocks"], min_inputs=10**9) == graphs["blocks"]
+    # A truncated file still reaches onnxruntime, whose error names what is wrong.
+    bad = tmp_path / "half.onnx"
+    bad.write_bytes(graphs["blocks"][:1000])
+    with pytest.raises(Exception):
+        OnnxRunner(bad, gemm_convs=True)
