@@ -245,18 +245,12 @@ def head_to_head(spec: str | None, faces: list[BenchFace], predictor_path: Path)
 
 
 def bench_detectors(photos: list[np.ndarray], n: int) -> dict[str, float]:
-    import cv2
-
     from .detect import available_detectors, get_detector
     out = {}
-    cv2.setNumThreads(1)  # detector figures are per photo on one thread, comparable with dlib's
-    try:
-        for name in available_detectors():
-            det = get_detector(name)
-            ms, _ = time_per_item(det.detect, photos[:n], warmup=2)
-            out[name] = ms
-    finally:
-        cv2.setNumThreads(-1)
+    for name in available_detectors():
+        det = get_detector(name)
+        ms, _ = time_per_item(det.detect, photos[:n], warmup=2)
+        out[name] = ms
     return out
 
 
@@ -306,6 +300,17 @@ def bench_model(model: object, spec: str | None, label: str, faces: list[BenchFa
 
 def run_bench(data: Path, n_faces: int, model_specs: list[str | None], n_photos: int, skip_dlib: bool = False,
               split: str = "validation") -> BenchResult:
+    import cv2
+    # OpenCV (crops, detectors) on one thread, as dlib runs: "one thread each" holds for every row.
+    cv2.setNumThreads(1)
+    try:
+        return _run_bench(data, n_faces, model_specs, n_photos, skip_dlib, split)
+    finally:
+        cv2.setNumThreads(-1)
+
+
+def _run_bench(data: Path, n_faces: int, model_specs: list[str | None], n_photos: int, skip_dlib: bool,
+               split: str) -> BenchResult:
     import torch
 
     from .hub import load_model
