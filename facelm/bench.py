@@ -77,6 +77,8 @@ def machine_info() -> dict:
     import cv2
     import onnxruntime
     import torch
+
+    from .onnx_backend import cpu_has_amx
     cpu = platform.processor() or "?"
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -86,7 +88,8 @@ def machine_info() -> dict:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     info = {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "python": platform.python_version(),
             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__,
-            "load_average_at_start": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None}
+            "load_average_at_start": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+            "int8_convolutions": "matrix products (AMX)" if cpu_has_amx() else "direct kernels"}
     if _dlib_predictor_path():
         import dlib
         info["dlib"] = dlib.__version__
@@ -254,10 +257,16 @@ def bench_detectors(photos: list[np.ndarray], n: int) -> dict[str, float]:
     return out
 
 
+def machine_line(m: dict) -> str:
+    """The first line of a benchmark's report: the CPU, its load, and how onnxruntime runs int8
+    convolutions on it (facelm.onnx_graph.gemm_convs), which moves the default's time."""
+    return (f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable); load average at start "
+            f"{m.get('load_average_at_start')}; int8 convolutions: {m.get('int8_convolutions', '?')}")
+
+
 def format_result(r: BenchResult) -> str:
     m = r.machine
-    lines = [f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable); load average at start "
-             f"{m.get('load_average_at_start')}",
+    lines = [machine_line(m),
              "software: " + ", ".join(f"{k} {m[k]}" for k in ("python", "torch", "onnxruntime", "opencv", "dlib")
                                       if k in m),
              "protocol: " + "; ".join(f"{k}: {v}" for k, v in r.protocol.items()), ""]

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import DEFAULT_DATA, _dlib_predictor_path, machine_info, time_alternating
+from .bench import DEFAULT_DATA, _dlib_predictor_path, machine_info, machine_line, time_alternating
 
 Method = Callable[[np.ndarray], np.ndarray]
 """(H, W, 3) uint8 RGB photo -> (N, 68, 2) landmarks of every face found."""
@@ -144,8 +144,7 @@ def run_e2e(data: Path, split: str, model: str | None, detector: str, upsample: 
 
 def format_e2e(r: E2EResult, command: str) -> str:
     m = r.machine
-    lines = [f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable); load average at start "
-             f"{m.get('load_average_at_start')}",
+    lines = [machine_line(m),
              "protocol: " + "; ".join(f"{k}: {v}" for k, v in r.protocol.items()), ""]
     w = max(len(row.name) for row in r.rows)
     lines.append(f"{'end to end':<{w}}  {'ms/photo':>8}  {'found':>9}  {'reported':>8}  {'NME %':>6}  {'NME % both found':>16}")

@@ -41,6 +41,10 @@ def test_bench_end_to_end(shared_data, tmp_path, capsys, one_torch_thread):
     assert set(result["detectors_ms_per_photo"]) >= {"haar"}
     assert result["peak_rss_mb"]["whole run"] > 0
     assert "dlib" in text and "ms" in text
+    # The report says how this CPU runs the int8 convolutions: it moves the default's time.
+    from facelm.onnx_backend import cpu_has_amx
+    kernels = "matrix products (AMX)" if cpu_has_amx() else "direct kernels"
+    assert text.splitlines()[0].endswith(f"int8 convolutions: {kernels}")
 
 
 def test_bench_refuses_a_model_of_another_scheme(shared_data, capsys):
