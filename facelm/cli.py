@@ -197,7 +197,7 @@ def cmd_export_onnx(a: argparse.Namespace) -> int:
                  f"use it with FaceLandmarker(..., backend='onnx', onnx_file='{out}'), or name it "
                  "model_int8.onnx in the model's folder (or Hub repo) to make it that model's default")
     from .onnx_backend import OnnxRunner
-    takes = "uint8" if OnnxRunner(data).input_dtype == np.uint8 else "float"
+    takes = "uint8" if OnnxRunner(data, gemm_convs=False).input_dtype == np.uint8 else "float"  # no rewrite to run it
     print(f"wrote {out} ({len(data) / 1e6:.1f} MB, input crops (B, {model.in_chans}, {model.input_size}, "
           f"{model.input_size}) {takes} 0-255, output landmarks (B, {model.num_points}, 2) crop pixels); {check}")
     return 0
