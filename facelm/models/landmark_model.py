@@ -98,6 +98,17 @@ class LandmarkModel(
                    if self._config.get(name) is not None}
         return self._copy(input_size=input_size, **offsets)
 
+    def with_crop_scale(self, crop_scale: float) -> "LandmarkModel":
+        """A copy that crops ``crop_scale`` x the face box, with these weights: the face then fills more
+        (or less) of the crop, as if the photo were zoomed. A starting point for training at another
+        framing (docs/speed.md: tighter crops at a smaller input size keep the pixels per face)."""
+        if not crop_scale > 0:
+            raise ValueError(f"crop_scale must be > 0; got {crop_scale!r}")
+        k = self.crop_scale / crop_scale  # crop pixels per image pixel grow by this much
+        offsets = {name: (getattr(self, name) * k).tolist() for name in ("point_offset", "mirror_offset")
+                   if self._config.get(name) is not None}
+        return self._copy(crop_scale=float(crop_scale), **offsets)
+
     def with_offsets(self, point_offset: np.ndarray | torch.Tensor | None,
                      mirror_offset: np.ndarray | torch.Tensor | None) -> "LandmarkModel":
         """A copy with these weights and other offsets ((K, 2) crop pixels; None: zero), kept to 1e-4 px."""
