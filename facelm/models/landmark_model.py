@@ -93,10 +93,12 @@ class LandmarkModel(
     def with_input_size(self, input_size: int) -> "LandmarkModel":
         """A copy that takes ``input_size`` crops, with these weights: every layer is a convolution, so
         only the head's grid changes. A starting point for training at another resolution."""
-        k = input_size / self.input_size
-        offsets = {name: (getattr(self, name) * k).tolist() for name in ("point_offset", "mirror_offset")
-                   if self._config.get(name) is not None}
-        return self._copy(input_size=input_size, **offsets)
+        return self._copy(input_size=input_size, **self._offsets_times(input_size / self.input_size))
+
+    def _offsets_times(self, k: float) -> dict[str, list]:
+        """The stored offsets (crop pixels) times ``k``: what they become when a crop pixel changes size."""
+        return {name: (getattr(self, name) * k).tolist() for name in ("point_offset", "mirror_offset")
+                if self._config.get(name) is not None}
 
     def with_crop_scale(self, crop_scale: float) -> "LandmarkModel":
         """A copy that crops ``crop_scale`` x the face box, with these weights: the face then fills more
@@ -104,10 +106,7 @@ class LandmarkModel(
         framing (docs/speed.md: tighter crops at a smaller input size keep the pixels per face)."""
         if not crop_scale > 0:
             raise ValueError(f"crop_scale must be > 0; got {crop_scale!r}")
-        k = self.crop_scale / crop_scale  # crop pixels per image pixel grow by this much
-        offsets = {name: (getattr(self, name) * k).tolist() for name in ("point_offset", "mirror_offset")
-                   if self._config.get(name) is not None}
-        return self._copy(crop_scale=float(crop_scale), **offsets)
+        return self._copy(crop_scale=float(crop_scale), **self._offsets_times(self.crop_scale / crop_scale))
 
     def with_offsets(self, point_offset: np.ndarray | torch.Tensor | None,
                      mirror_offset: np.ndarray | torch.Tensor | None) -> "LandmarkModel":
