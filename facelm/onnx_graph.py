@@ -19,6 +19,8 @@ values). Timings: docs/speed.md.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 __all__ = ["uint8_input", "space_to_depth_stem", "takes_pixels", "gemm_convs", "GEMM_MIN_INPUTS"]
@@ -186,10 +188,7 @@ def gemm_convs(model_bytes: bytes, min_inputs: int = GEMM_MIN_INPUTS) -> bytes:
     symmetric convolution kernels. A graph with no such convolution is returned unchanged."""
     import onnx
     g = _Graph(onnx.load_from_string(model_bytes))
-    readers: dict[str, int] = {}
-    for node in g.graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
+    readers = Counter(name for node in g.graph.node for name in node.input)
     moved = 0
     for conv in (n for n in g.graph.node if n.op_type == "Conv"):
         dq = g.producer.get(conv.input[1])
